@@ -1,0 +1,339 @@
+//! app: starts every part, reports where relive is listening, and stops them all together.
+//!
+//! [`run`] takes a resolved [`Config`], the address chosen for the front door and one
+//! [`CancellationToken`] that every task (front door, origin, sockets, watcher) listens to, so
+//! tests can run relive in-process as well as the binary does.
+//!
+//! Must never: leave a task or thread running after shutdown, or report "listening" before
+//! the front door really accepts connections.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Mode};
+use crate::hub::Hub;
+use crate::origin::{self, Origin};
+use crate::protocol::Event;
+use crate::proxy::{FrontDoor, Upstream};
+use crate::static_files::StaticFiles;
+use crate::watch;
+use crate::ws::SocketContext;
+
+/// How long the front door may take to start accepting connections.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often a down upstream is probed.
+const UPSTREAM_PROBE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Why relive could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot start relive's internal server: {0}")]
+    Origin(std::io::Error),
+    #[error("cannot serve {path}: {source}")]
+    Folder {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot resolve the upstream host `{host}`: {detail}")]
+    Resolve { host: String, detail: String },
+    #[error("the front door did not start listening on {0} (is another program taking the port?)")]
+    FrontDoor(SocketAddr),
+    #[error(transparent)]
+    Watch(#[from] watch::WatchError),
+}
+
+/// Where relive listens, once it does.
+#[derive(Debug, Clone)]
+pub struct Listening {
+    pub addr: SocketAddr,
+    pub url: String,
+}
+
+/// A random lowercase hex string of `bytes` random bytes.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).expect("the OS random source is available");
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The URL to open for a bound address: a wildcard bind is reached through loopback.
+pub fn browse_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    match ip {
+        IpAddr::V4(ip) if ip.is_loopback() => format!("http://localhost:{}/", addr.port()),
+        IpAddr::V6(ip) => format!("http://[{ip}]:{}/", addr.port()),
+        IpAddr::V4(ip) => format!("http://{ip}:{}/", addr.port()),
+    }
+}
+
+/// Tells pingora to stop at once when relive's shutdown token is cancelled.
+struct StopOnCancel(CancellationToken);
+
+#[async_trait::async_trait]
+impl ShutdownSignalWatch for StopOnCancel {
+    async fn recv(&self) -> ShutdownSignal {
+        self.0.cancelled().await;
+        ShutdownSignal::FastShutdown
+    }
+}
+
+/// Runs relive until `shutdown` is cancelled. `on_listening` is called once the front door
+/// accepts connections.
+pub async fn run(
+    config: Config,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    on_listening: impl FnOnce(&Listening),
+) -> Result<(), RunError> {
+    let token = random_hex(16);
+    let hub = Arc::new(Hub::new(random_hex(8)));
+
+    let (files, upstream, serving) = match &config.mode {
+        Mode::Static { root } => {
+            let files = StaticFiles::new(root).map_err(|source| RunError::Folder {
+                path: root.clone(),
+                source,
+            })?;
+            let serving = files.root().display().to_string();
+            (Some(files), None, serving)
+        }
+        Mode::Proxy { upstream } => {
+            let addrs = resolve(&upstream.host, upstream.port).await?;
+            let upstream = Arc::new(Upstream::new(upstream.to_string(), addrs));
+            (None, Some(upstream.clone()), upstream.display.clone())
+        }
+    };
+
+    let origin_listener = origin::bind().await.map_err(RunError::Origin)?;
+    let origin_addr = origin_listener.local_addr().map_err(RunError::Origin)?;
+    let origin = Arc::new(Origin {
+        socket: Arc::new(SocketContext {
+            hub: hub.clone(),
+            token: token.clone(),
+            heartbeat: config.heartbeat,
+            shutdown: shutdown.clone(),
+        }),
+        files,
+        serving: serving.clone(),
+        started: Instant::now(),
+    });
+    let origin_task = tokio::spawn(origin::serve(origin_listener, origin, shutdown.clone()));
+
+    let front_door = FrontDoor {
+        upstream: upstream.clone(),
+        origin: origin_addr,
+        token,
+    };
+    let pingora = start_front_door(front_door, addr, shutdown.clone());
+    if let Err(error) = wait_until_accepting(addr, &pingora).await {
+        shutdown.cancel();
+        return Err(error);
+    }
+
+    let health_task =
+        upstream.map(|u| tokio::spawn(watch_upstream(u, hub.clone(), shutdown.clone())));
+    let watch_task = match &config.watch {
+        Some(settings) => {
+            Some(watch::spawn(settings.clone(), hub.clone(), shutdown.clone()).await?)
+        }
+        None => None,
+    };
+
+    let listening = Listening {
+        addr,
+        url: browse_url(addr),
+    };
+    on_listening(&listening);
+    report(&config, &listening, &serving);
+
+    shutdown.cancelled().await;
+    for task in [Some(origin_task), health_task, watch_task]
+        .into_iter()
+        .flatten()
+    {
+        let _ = task.await;
+    }
+    let _ = tokio::task::spawn_blocking(move || pingora.join()).await;
+    Ok(())
+}
+
+async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, RunError> {
+    let error = |detail: String| RunError::Resolve {
+        host: host.to_owned(),
+        detail,
+    };
+    let mut addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| error(e.to_string()))?
+        .collect();
+    addrs.dedup();
+    if addrs.is_empty() {
+        return Err(error("no addresses".into()));
+    }
+    Ok(addrs)
+}
+
+/// Runs pingora on its own thread (it builds its own runtimes) until `shutdown`.
+fn start_front_door(
+    front_door: FrontDoor,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+) -> std::thread::JoinHandle<()> {
+    let conf = ServerConf {
+        threads: std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
+        // A dev tool stops at once: no grace period, no draining.
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(0),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let mut service = pingora::proxy::http_proxy_service(&server.configuration, front_door);
+    service.add_tcp(&addr.to_string());
+    server.add_service(service);
+    server.bootstrap();
+    std::thread::Builder::new()
+        .name("relive-front-door".into())
+        .spawn(move || {
+            server.run(RunArgs {
+                shutdown_signal: Box::new(StopOnCancel(shutdown)),
+            })
+        })
+        .expect("spawning a thread succeeds")
+}
+
+/// Waits until the front door accepts a connection, or pingora's thread gave up.
+async fn wait_until_accepting(
+    addr: SocketAddr,
+    pingora: &std::thread::JoinHandle<()>,
+) -> Result<(), RunError> {
+    let probe = SocketAddr::new(
+        match addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        },
+        addr.port(),
+    );
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    while Instant::now() < deadline && !pingora.is_finished() {
+        if tokio::net::TcpStream::connect(probe).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Err(RunError::FrontDoor(addr))
+}
+
+/// While the upstream is down, probes it; when it answers again, every tab reloads.
+async fn watch_upstream(upstream: Arc<Upstream>, hub: Arc<Hub>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = upstream.went_down.notified() => {}
+        }
+        let back = loop {
+            if let Some(addr) = probe_any(upstream.addrs()).await {
+                break addr;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(UPSTREAM_PROBE_INTERVAL) => {}
+            }
+        };
+        upstream.mark_up(back);
+        tracing::info!("upstream {} is back; reloading", upstream.display);
+        hub.publish(Event::Reload {
+            reason: "the dev server is back".into(),
+            paths: vec![],
+        });
+    }
+}
+
+async fn probe_any(addrs: &[SocketAddr]) -> Option<SocketAddr> {
+    for addr in addrs {
+        let attempt =
+            tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr));
+        if let Ok(Ok(_)) = attempt.await {
+            return Some(*addr);
+        }
+    }
+    None
+}
+
+fn report(config: &Config, listening: &Listening, serving: &str) {
+    let what = match &config.mode {
+        Mode::Static { .. } => format!("serving {serving}"),
+        Mode::Proxy { .. } => format!("proxying {serving}"),
+    };
+    tracing::info!(
+        event = "listening",
+        url = %listening.url,
+        port = listening.addr.port(),
+        "relive {} {what}\n  ➜  {}",
+        env!("CARGO_PKG_VERSION"),
+        listening.url
+    );
+    match &config.watch {
+        Some(settings) => {
+            let paths: Vec<String> = settings
+                .paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            tracing::info!(
+                "  watching {}{}",
+                paths.join(", "),
+                if settings.poll { " (polling)" } else { "" }
+            );
+        }
+        None => tracing::info!("  not watching files (add --watch PATH to reload on changes)"),
+    }
+    if !config.host.is_loopback() {
+        tracing::warn!(
+            "listening on {}: other machines on your network can open this site",
+            config.host
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn browse_url_uses_a_reachable_host() {
+        assert_eq!(
+            browse_url("127.0.0.1:4500".parse().unwrap()),
+            "http://localhost:4500/"
+        );
+        assert_eq!(
+            browse_url("0.0.0.0:4500".parse().unwrap()),
+            "http://localhost:4500/"
+        );
+        assert_eq!(
+            browse_url("[::]:4500".parse().unwrap()),
+            "http://[::1]:4500/"
+        );
+        assert_eq!(
+            browse_url("192.168.1.5:80".parse().unwrap()),
+            "http://192.168.1.5:80/"
+        );
+    }
+
+    #[test]
+    fn tokens_are_random_hex() {
+        let a = random_hex(16);
+        assert_eq!(a.len(), 32);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, random_hex(16));
+    }
+}

@@ -1,0 +1,116 @@
+//! cli: the command line, as clap parses it. Every value here is optional so that `config`
+//! can tell a flag the user gave from a default (flags override the file, which overrides
+//! the defaults; `RELIVE_*` environment variables count as flags).
+//!
+//! Must never: hold defaults or validation; those live in `config`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// relive: put it in front of a dev server or a folder, and every tab reloads itself when
+/// something changes.
+#[derive(Debug, Parser, Default)]
+#[command(
+    name = "relive",
+    version,
+    about,
+    after_help = "Examples:\n  relive                       serve the current folder\n  relive examples/site         serve a folder\n  relive --proxy localhost:5173   front a running dev server\n  relive --proxy 3000 --watch templates   also reload when templates change"
+)]
+pub struct Cli {
+    /// Folder to serve (static mode). Defaults to the current folder unless --proxy is given.
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Front a running dev server instead of serving a folder: a URL, host:port, or port.
+    #[arg(long, value_name = "URL", env = "RELIVE_PROXY")]
+    pub proxy: Option<String>,
+
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", env = "RELIVE_HOST")]
+    pub host: Option<String>,
+
+    /// Port to listen on; if taken, the next free one of the following 100 is used. 0 picks
+    /// any free port.
+    #[arg(long, short, value_name = "N", env = "RELIVE_PORT")]
+    pub port: Option<u16>,
+
+    /// Fail instead of trying another port when the port is taken.
+    #[arg(long)]
+    pub strict_port: bool,
+
+    /// Also watch this path (repeatable). In static mode DIR is always watched.
+    #[arg(long, short, value_name = "PATH")]
+    pub watch: Vec<PathBuf>,
+
+    /// Ignore changes matching this pattern (.gitignore syntax; repeatable).
+    #[arg(long, short, value_name = "GLOB")]
+    pub ignore: Vec<String>,
+
+    /// Do not watch any files (reloads then come only from other triggers).
+    #[arg(long)]
+    pub no_watch: bool,
+
+    /// Poll for changes instead of using OS notifications (network mounts, WSL, containers).
+    #[arg(long)]
+    pub poll: bool,
+
+    /// Read settings from this file instead of ./relive.toml.
+    #[arg(long, short, value_name = "FILE", env = "RELIVE_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Log format: `text` for people, `json` (one object per line) for machines.
+    #[arg(long, value_enum, value_name = "FORMAT", env = "RELIVE_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+
+    /// More detail (-v: debug, -vv: trace, including the proxy library's own logs).
+    #[arg(long, short, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Only warnings and errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_parse() {
+        let cli = Cli::try_parse_from([
+            "relive",
+            "site",
+            "--port",
+            "0",
+            "--strict-port",
+            "-w",
+            "a",
+            "-w",
+            "b",
+            "-i",
+            "*.log",
+        ])
+        .unwrap();
+        assert_eq!(cli.dir, Some(PathBuf::from("site")));
+        assert_eq!(cli.port, Some(0));
+        assert!(cli.strict_port);
+        assert_eq!(cli.watch, vec![PathBuf::from("a"), PathBuf::from("b")]);
+        assert_eq!(cli.ignore, vec!["*.log".to_owned()]);
+    }
+}

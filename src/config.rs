@@ -1,0 +1,519 @@
+//! config: `relive.toml` and the one resolved, validated [`Config`] the rest of relive reads.
+//!
+//! Two layers: serde structs that mirror the file exactly (unknown keys are errors), and
+//! [`Config`], merged as defaults < file < environment < flags. `config/relive.toml` in the
+//! repository documents every key.
+//!
+//! Must never: let a bad value through unnamed; every error names the file, line and key (or
+//! the flag) and says what would be right.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::cli::{Cli, LogFormat};
+use crate::watch::WatchSettings;
+
+/// The file looked for in the working directory when `--config` is not given.
+pub const DEFAULT_FILE: &str = "relive.toml";
+pub const DEFAULT_PORT: u16 = 4500;
+const DEFAULT_HOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const DEFAULT_DEBOUNCE_MS: u64 = 50;
+const DEFAULT_POLL_INTERVAL_MS: u64 = 500;
+const DEFAULT_HEARTBEAT_SECS: u64 = 30;
+
+/// `relive.toml`, exactly as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub root: Option<PathBuf>,
+    pub proxy: Option<String>,
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub watch: WatchSection,
+    #[serde(default)]
+    pub client: ClientSection,
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub strict_port: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchSection {
+    pub enabled: Option<bool>,
+    pub paths: Option<Vec<PathBuf>>,
+    pub ignore: Option<Vec<String>>,
+    pub poll: Option<bool>,
+    pub poll_interval_ms: Option<u64>,
+    pub debounce_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSection {
+    pub heartbeat_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    pub format: Option<LogFormat>,
+}
+
+/// The dev server to front: `http://HOST:PORT`, nothing more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamUrl {
+    pub host: String,
+    pub port: u16,
+}
+
+impl UpstreamUrl {
+    /// Accepts `http://host:port[/]`, `host:port` or a bare port (meaning `localhost`).
+    pub fn parse(input: &str) -> Result<UpstreamUrl, String> {
+        let input = input.trim();
+        if let Ok(port) = input.parse::<u16>() {
+            return Ok(UpstreamUrl {
+                host: "localhost".into(),
+                port,
+            });
+        }
+        if input.starts_with("https://") {
+            return Err(format!(
+                "`{input}`: HTTPS upstreams are not supported yet; front the dev server's plain \
+                 HTTP address"
+            ));
+        }
+        let rest = match input.split_once("://") {
+            Some(("http", rest)) => rest,
+            Some((scheme, _)) => {
+                return Err(format!(
+                    "`{input}`: unsupported scheme `{scheme}`; use http://"
+                ));
+            }
+            None => input,
+        };
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        if !(path.is_empty() || path == "/") {
+            return Err(format!(
+                "`{input}`: give only the dev server's address (no path); relive forwards every \
+                 path as it is"
+            ));
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => {
+                let port = port
+                    .parse::<u16>()
+                    .map_err(|_| format!("`{input}`: `{port}` is not a port number"))?;
+                (host, port)
+            }
+            _ => (authority, 80),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(format!("`{input}`: the host is missing"));
+        }
+        Ok(UpstreamUrl {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl std::fmt::Display for UpstreamUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "http://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "http://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// What relive is in front of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Serve a folder.
+    Static { root: PathBuf },
+    /// Front a running dev server.
+    Proxy { upstream: UpstreamUrl },
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Mode,
+    pub host: IpAddr,
+    pub port: u16,
+    pub strict_port: bool,
+    /// `None` when nothing is watched.
+    pub watch: Option<WatchSettings>,
+    pub heartbeat: Duration,
+    pub log_format: LogFormat,
+    /// The file the settings came from, if any.
+    pub file: Option<PathBuf>,
+}
+
+/// A configuration error, naming where it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {file}: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}, line {line}, key `{key}`: {message}")]
+    Parse {
+        file: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
+    #[error("{file}: {message}")]
+    File { file: PathBuf, message: String },
+    #[error("{origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+/// Reads and parses a config file.
+pub fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    parse_file(path, &text)
+}
+
+/// Parses config `text` read from `path`.
+pub fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+    toml::from_str(text).map_err(|error| {
+        let message = error.message().trim().to_owned();
+        match error.span() {
+            Some(span) => {
+                let (line, key) = locate(text, span.start);
+                ConfigError::Parse {
+                    file: path.to_path_buf(),
+                    line,
+                    key,
+                    message,
+                }
+            }
+            None => ConfigError::File {
+                file: path.to_path_buf(),
+                message,
+            },
+        }
+    })
+}
+
+/// The 1-based line of byte `offset` in `text`, and the dotted key written on that line
+/// (`server.port`), found from the line itself and the nearest `[table]` above it.
+fn locate(text: &str, offset: usize) -> (usize, String) {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line_number = text[..offset].matches('\n').count() + 1;
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let key = line
+        .split_once('=')
+        .map_or(line, |(key, _)| key)
+        .trim()
+        .trim_matches(['[', ']'])
+        .trim()
+        .to_owned();
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && l.ends_with(']'))
+        .map(|l| l.trim_matches(['[', ']']).trim().to_owned());
+    let dotted = match table {
+        Some(table) if line.contains('=') => format!("{table}.{key}"),
+        _ => key,
+    };
+    (line_number, dotted)
+}
+
+fn invalid(origin: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        origin: origin.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// Resolves the configuration from the command line, the config file it names (or
+/// `./relive.toml`), and the defaults.
+pub fn resolve(cli: &Cli, cwd: &Path) -> Result<Config, ConfigError> {
+    let (file_path, file) = match &cli.config {
+        Some(path) => (Some(cwd.join(path)), Some(load_file(&cwd.join(path))?)),
+        None => {
+            let default = cwd.join(DEFAULT_FILE);
+            if default.is_file() {
+                (Some(default.clone()), Some(load_file(&default)?))
+            } else {
+                (None, None)
+            }
+        }
+    };
+    let file = file.unwrap_or_default();
+    let file_dir = file_path
+        .as_deref()
+        .and_then(Path::parent)
+        .unwrap_or(cwd)
+        .to_path_buf();
+    let file_origin = file_path
+        .as_ref()
+        .map_or_else(|| DEFAULT_FILE.to_owned(), |p| p.display().to_string());
+
+    let mode = resolve_mode(cli, &file, cwd, &file_dir, &file_origin)?;
+    let host = resolve_host(cli, &file, &file_origin)?;
+    let port = cli.port.or(file.server.port).unwrap_or(DEFAULT_PORT);
+    let strict_port = cli.strict_port || file.server.strict_port.unwrap_or(false);
+    let heartbeat_secs = file.client.heartbeat_secs.unwrap_or(DEFAULT_HEARTBEAT_SECS);
+    if heartbeat_secs == 0 || heartbeat_secs > 3600 {
+        return Err(invalid(
+            &format!("{file_origin}, key `client.heartbeat_secs`"),
+            format!("{heartbeat_secs} is out of range; use 1 to 3600 seconds"),
+        ));
+    }
+    let watch = resolve_watch(cli, &file, &mode, cwd, &file_dir, &file_origin)?;
+    Ok(Config {
+        mode,
+        host,
+        port,
+        strict_port,
+        watch,
+        heartbeat: Duration::from_secs(heartbeat_secs),
+        log_format: cli.log_format.or(file.log.format).unwrap_or_default(),
+        file: file_path,
+    })
+}
+
+fn resolve_mode(
+    cli: &Cli,
+    file: &FileConfig,
+    cwd: &Path,
+    file_dir: &Path,
+    file_origin: &str,
+) -> Result<Mode, ConfigError> {
+    if cli.dir.is_some() && cli.proxy.is_some() {
+        return Err(invalid(
+            "command line",
+            "give either a folder to serve or --proxy URL, not both",
+        ));
+    }
+    let proxy = match (&cli.proxy, &cli.dir, &file.proxy) {
+        (Some(url), _, _) => Some((url.as_str(), "--proxy".to_owned())),
+        (None, None, Some(url)) => Some((url.as_str(), format!("{file_origin}, key `proxy`"))),
+        _ => None,
+    };
+    if let Some((url, origin)) = proxy {
+        let upstream = UpstreamUrl::parse(url).map_err(|message| invalid(&origin, message))?;
+        return Ok(Mode::Proxy { upstream });
+    }
+    let (root, origin) = match (&cli.dir, &file.root) {
+        (Some(dir), _) => (cwd.join(dir), "DIR".to_owned()),
+        (None, Some(root)) => (file_dir.join(root), format!("{file_origin}, key `root`")),
+        (None, None) => (cwd.to_path_buf(), "the current folder".to_owned()),
+    };
+    if !root.is_dir() {
+        return Err(invalid(
+            &origin,
+            format!("{} is not a folder", root.display()),
+        ));
+    }
+    Ok(Mode::Static { root })
+}
+
+fn resolve_host(cli: &Cli, file: &FileConfig, file_origin: &str) -> Result<IpAddr, ConfigError> {
+    let (host, origin) = match (&cli.host, &file.server.host) {
+        (Some(host), _) => (host.as_str(), "--host".to_owned()),
+        (None, Some(host)) => (host.as_str(), format!("{file_origin}, key `server.host`")),
+        (None, None) => return Ok(DEFAULT_HOST),
+    };
+    match host {
+        "localhost" => Ok(DEFAULT_HOST),
+        _ => host.trim_matches(['[', ']']).parse().map_err(|_| {
+            invalid(
+                &origin,
+                format!("`{host}` is not an IP address (try 127.0.0.1, ::1 or 0.0.0.0)"),
+            )
+        }),
+    }
+}
+
+fn resolve_watch(
+    cli: &Cli,
+    file: &FileConfig,
+    mode: &Mode,
+    cwd: &Path,
+    file_dir: &Path,
+    file_origin: &str,
+) -> Result<Option<WatchSettings>, ConfigError> {
+    if cli.no_watch || file.watch.enabled == Some(false) {
+        return Ok(None);
+    }
+    let mut paths = Vec::new();
+    if let Mode::Static { root } = mode {
+        paths.push(root.clone());
+    }
+    paths.extend(file.watch.paths.iter().flatten().map(|p| file_dir.join(p)));
+    paths.extend(cli.watch.iter().map(|p| cwd.join(p)));
+    for path in &paths {
+        if !path.exists() {
+            return Err(invalid(
+                "watch",
+                format!("{} does not exist", path.display()),
+            ));
+        }
+    }
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    let debounce_ms = file.watch.debounce_ms.unwrap_or(DEFAULT_DEBOUNCE_MS);
+    if debounce_ms > 10_000 {
+        return Err(invalid(
+            &format!("{file_origin}, key `watch.debounce_ms`"),
+            format!("{debounce_ms} is out of range; use 0 to 10000 milliseconds"),
+        ));
+    }
+    let poll_interval_ms = file
+        .watch
+        .poll_interval_ms
+        .unwrap_or(DEFAULT_POLL_INTERVAL_MS);
+    if !(50..=60_000).contains(&poll_interval_ms) {
+        return Err(invalid(
+            &format!("{file_origin}, key `watch.poll_interval_ms`"),
+            format!("{poll_interval_ms} is out of range; use 50 to 60000 milliseconds"),
+        ));
+    }
+    let mut ignore = file.watch.ignore.clone().unwrap_or_default();
+    ignore.extend(cli.ignore.iter().cloned());
+    Ok(Some(WatchSettings {
+        paths,
+        ignore,
+        poll: cli.poll || file.watch.poll.unwrap_or(false),
+        poll_interval: Duration::from_millis(poll_interval_ms),
+        debounce: Duration::from_millis(debounce_ms),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<FileConfig, ConfigError> {
+        parse_file(Path::new("relive.toml"), text)
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let error = parse("[server]\nport = 4000\nprot = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("relive.toml, line 3, key `server.prot`: unknown field `prot`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn bad_value_names_file_line_and_key() {
+        let error = parse("root = \"site\"\n\n[server]\nport = \"eighty\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("relive.toml, line 4, key `server.port`:"),
+            "{error}"
+        );
+        let error = parse("[server]\nport = 70000\n").unwrap_err().to_string();
+        assert!(error.contains("line 2, key `server.port`"), "{error}");
+    }
+
+    #[test]
+    fn unknown_top_level_key_is_named() {
+        let error = parse("porxy = \"x\"\n").unwrap_err().to_string();
+        assert!(error.contains("line 1, key `porxy`"), "{error}");
+    }
+
+    #[test]
+    fn the_reference_config_parses() {
+        let text = include_str!("../config/relive.toml");
+        let parsed = parse(text).expect("config/relive.toml must stay valid");
+        assert_eq!(parsed.server.port, Some(DEFAULT_PORT));
+    }
+
+    #[test]
+    fn upstream_urls_parse() {
+        let ok = |s: &str, host: &str, port: u16| {
+            assert_eq!(
+                UpstreamUrl::parse(s),
+                Ok(UpstreamUrl {
+                    host: host.into(),
+                    port
+                }),
+                "{s}"
+            )
+        };
+        ok("3000", "localhost", 3000);
+        ok("localhost:5173", "localhost", 5173);
+        ok("http://127.0.0.1:8000/", "127.0.0.1", 8000);
+        ok("http://[::1]:8000", "::1", 8000);
+        ok("http://example.localhost", "example.localhost", 80);
+        assert!(UpstreamUrl::parse("https://localhost:3000").is_err());
+        assert!(UpstreamUrl::parse("http://localhost:3000/app").is_err());
+        assert!(UpstreamUrl::parse("ftp://x").is_err());
+        assert!(UpstreamUrl::parse("localhost:port").is_err());
+    }
+
+    #[test]
+    fn flags_override_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("site")).unwrap();
+        std::fs::write(
+            dir.path().join("relive.toml"),
+            "root = \"site\"\n[server]\nport = 4100\nstrict_port = true\n",
+        )
+        .unwrap();
+        let from_file = resolve(&Cli::default(), dir.path()).unwrap();
+        assert_eq!(from_file.port, 4100);
+        assert!(from_file.strict_port);
+        assert_eq!(
+            from_file.mode,
+            Mode::Static {
+                root: dir.path().join("site")
+            }
+        );
+        let cli = Cli {
+            port: Some(4200),
+            proxy: Some("3000".into()),
+            ..Cli::default()
+        };
+        let flagged = resolve(&cli, dir.path()).unwrap();
+        assert_eq!(flagged.port, 4200);
+        assert!(matches!(flagged.mode, Mode::Proxy { .. }));
+        assert!(
+            flagged.watch.is_none(),
+            "proxy mode watches nothing unless asked"
+        );
+    }
+
+    #[test]
+    fn folder_and_proxy_together_is_an_error() {
+        let cli = Cli {
+            dir: Some(".".into()),
+            proxy: Some("3000".into()),
+            ..Cli::default()
+        };
+        assert!(resolve(&cli, Path::new(".")).is_err());
+    }
+}

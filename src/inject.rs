@@ -1,0 +1,391 @@
+//! inject: adds relive's one `<script>` tag to an HTML page while it streams through.
+//!
+//! Bytes in, bytes out, synchronously, chunk by chunk. The tag goes before the first `</body>`
+//! that is not inside a `<template>`, or at the end of the document when there is none; never
+//! inside a comment, script or attribute (lol_html tokenizes, we never search raw bytes), and
+//! never twice (a page that already carries a `data-relive` tag is left as it is).
+//!
+//! Must never: buffer a whole body, change any byte of the page other than adding the tag.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use lol_html::html_content::{ContentType, EndTag};
+use lol_html::send::{Element, HtmlRewriter, Settings};
+use lol_html::{AsciiCompatibleEncoding, MemorySettings, element, end, end_tag};
+
+/// URL path of the browser client that the tag loads.
+pub const CLIENT_PATH: &str = "/__relive/client.js";
+
+/// lol_html's own buffers (an unterminated tag or attribute) may grow to this before the
+/// rewriter gives up and the rest of the page passes through untouched.
+const REWRITER_MEMORY_LIMIT: usize = 4 * 1024 * 1024;
+
+/// The `<script>` tag relive adds to pages. `token` authorises the page's WebSocket; `nonce`,
+/// when the page's CSP uses one, lets the script run under that policy.
+pub fn client_tag(token: &str, nonce: Option<&str>) -> String {
+    let mut tag = format!(
+        r#"<script type="module" src="{CLIENT_PATH}" data-relive data-token="{}""#,
+        escape_attr(token)
+    );
+    if let Some(nonce) = nonce {
+        tag.push_str(&format!(r#" nonce="{}""#, escape_attr(nonce)));
+    }
+    tag.push_str("></script>");
+    tag
+}
+
+/// Escapes a value for use inside a double-quoted HTML attribute.
+pub fn escape_attr(value: &str) -> String {
+    escape_html(value)
+}
+
+/// Escapes text for use in HTML element content or a quoted attribute.
+pub fn escape_html(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// What the handlers learn about the page as it streams past.
+#[derive(Default)]
+struct PageState {
+    /// The tag has been written.
+    injected: AtomicBool,
+    /// The page already carries a relive tag (it passed through relive before).
+    already_present: AtomicBool,
+    /// How many `<template>` elements are open around the current position.
+    template_depth: AtomicUsize,
+    /// A nonce seen on one of the page's own scripts, used when the CSP header had none.
+    page_nonce: Mutex<Option<String>>,
+}
+
+impl PageState {
+    /// Claims the single injection, returning false when it already happened or is unwanted.
+    fn claim(&self) -> bool {
+        !self.already_present.load(Ordering::Relaxed)
+            && !self.injected.swap(true, Ordering::Relaxed)
+    }
+}
+
+/// The rewriter writes into this; each `write` call drains it into the chunk handed on.
+#[derive(Clone, Default)]
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl Sink {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl lol_html::OutputSink for Sink {
+    fn handle_chunk(&mut self, chunk: &[u8]) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(chunk);
+    }
+}
+
+/// A streaming injector for one HTML response.
+pub struct Injector {
+    /// `None` once the rewriter gave up (its memory limit) or finished: bytes then pass through.
+    rewriter: Option<HtmlRewriter<'static, Sink>>,
+    sink: Sink,
+    state: Arc<PageState>,
+}
+
+impl Injector {
+    /// Creates an injector for a page in `encoding` (an ASCII-compatible charset label such as
+    /// `utf-8`; unknown labels fall back to UTF-8, which preserves bytes it does not touch).
+    /// `token` goes into the tag; `header_nonce` is a nonce from the response's CSP header.
+    pub fn new(token: &str, header_nonce: Option<String>, encoding: Option<&str>) -> Self {
+        let state = Arc::new(PageState::default());
+        let sink = Sink::default();
+        let settings = settings(token.to_owned(), header_nonce, state.clone())
+            .with_encoding(ascii_compatible(encoding))
+            .with_memory_settings(
+                MemorySettings::new()
+                    .with_max_allowed_memory_usage(REWRITER_MEMORY_LIMIT)
+                    .with_graceful_bail_out_on_memory_limit_exceeded(true),
+            );
+        Injector {
+            rewriter: Some(HtmlRewriter::new(settings, sink.clone())),
+            sink,
+            state,
+        }
+    }
+
+    /// Feeds the next piece of the page; returns the bytes that are ready to send on.
+    pub fn write(&mut self, chunk: &[u8]) -> Vec<u8> {
+        match self.rewriter.as_mut() {
+            Some(rewriter) => {
+                if rewriter.write(chunk).is_err() {
+                    // lol_html flushed what it held as-is (graceful bail-out); the rest of the
+                    // page passes through untouched rather than being cut off.
+                    self.rewriter = None;
+                }
+                self.sink.take()
+            }
+            None => {
+                let mut out = self.sink.take();
+                out.extend_from_slice(chunk);
+                out
+            }
+        }
+    }
+
+    /// Ends the page; returns the last bytes (which hold the tag when there was no `</body>`).
+    pub fn finish(&mut self) -> Vec<u8> {
+        if let Some(rewriter) = self.rewriter.take() {
+            // An error here is the memory bail-out, which has already flushed the input.
+            let _ = rewriter.end();
+        }
+        self.sink.take()
+    }
+
+    /// Whether the tag has been written so far.
+    pub fn injected(&self) -> bool {
+        self.state.injected.load(Ordering::Relaxed)
+    }
+}
+
+fn ascii_compatible(label: Option<&str>) -> AsciiCompatibleEncoding {
+    label
+        .and_then(|label| encoding_rs::Encoding::for_label(label.trim().as_bytes()))
+        .and_then(AsciiCompatibleEncoding::new)
+        .unwrap_or_else(AsciiCompatibleEncoding::utf_8)
+}
+
+/// Whether a page in this charset can be rewritten at all (UTF-16 pages cannot).
+pub fn charset_supported(label: Option<&str>) -> bool {
+    match label.and_then(|l| encoding_rs::Encoding::for_label(l.trim().as_bytes())) {
+        Some(encoding) => AsciiCompatibleEncoding::new(encoding).is_some(),
+        None => true,
+    }
+}
+
+fn settings(
+    token: String,
+    header_nonce: Option<String>,
+    state: Arc<PageState>,
+) -> Settings<'static, 'static> {
+    let tag_for = {
+        let state = state.clone();
+        move || {
+            let page_nonce = state
+                .page_nonce
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            client_tag(&token, header_nonce.as_deref().or(page_nonce.as_deref()))
+        }
+    };
+    let tag_for_end = tag_for.clone();
+    let (present, nonce, templates, body, doc) = (
+        state.clone(),
+        state.clone(),
+        state.clone(),
+        state.clone(),
+        state,
+    );
+
+    Settings::new_send()
+        .append_element_content_handler(element!("script[data-relive]", move |_el| {
+            present.already_present.store(true, Ordering::Relaxed);
+            Ok(())
+        }))
+        .append_element_content_handler(element!("script[nonce]", move |el: &mut Element| {
+            let mut slot = nonce
+                .page_nonce
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if slot.is_none() {
+                *slot = el.get_attribute("nonce").filter(|n| !n.is_empty());
+            }
+            Ok(())
+        }))
+        .append_element_content_handler(element!("template", move |el: &mut Element| {
+            templates.template_depth.fetch_add(1, Ordering::Relaxed);
+            let templates = templates.clone();
+            el.on_end_tag(end_tag!(move |_end| {
+                templates.template_depth.fetch_sub(1, Ordering::Relaxed);
+                Ok(())
+            }))
+        }))
+        .append_element_content_handler(element!("body", move |el: &mut Element| {
+            let body = body.clone();
+            let tag_for = tag_for.clone();
+            el.on_end_tag(end_tag!(move |end: &mut EndTag| {
+                if body.template_depth.load(Ordering::Relaxed) == 0 && body.claim() {
+                    end.before(&tag_for(), ContentType::Html);
+                }
+                Ok(())
+            }))
+        }))
+        .append_document_content_handler(end!(move |end| {
+            if doc.claim() {
+                end.append(&tag_for_end(), ContentType::Html);
+            }
+            Ok(())
+        }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "t0k3n";
+
+    fn tag() -> String {
+        client_tag(TOKEN, None)
+    }
+
+    fn run(chunks: &[&[u8]]) -> String {
+        let mut injector = Injector::new(TOKEN, None, None);
+        let mut out = Vec::new();
+        for chunk in chunks {
+            out.extend(injector.write(chunk));
+        }
+        out.extend(injector.finish());
+        String::from_utf8(out).expect("test pages are UTF-8")
+    }
+
+    fn inject(page: &str) -> String {
+        run(&[page.as_bytes()])
+    }
+
+    #[test]
+    fn tag_goes_before_closing_body() {
+        let page = "<!doctype html><html><body><p>hi</p></body></html>";
+        assert_eq!(
+            inject(page),
+            format!(
+                "<!doctype html><html><body><p>hi</p>{}</body></html>",
+                tag()
+            )
+        );
+    }
+
+    #[test]
+    fn marker_split_at_every_offset_gives_the_same_output() {
+        let page = "<html><head><title>x</title></head><body><p>text</p></body></html>\n";
+        let expected = inject(page);
+        assert!(expected.contains(&format!("{}</body>", tag())));
+        let bytes = page.as_bytes();
+        for cut in 0..=bytes.len() {
+            assert_eq!(
+                run(&[&bytes[..cut], &bytes[cut..]]),
+                expected,
+                "cut at {cut}"
+            );
+        }
+        let singles: Vec<&[u8]> = bytes.chunks(1).collect();
+        assert_eq!(run(&singles), expected, "one byte at a time");
+    }
+
+    #[test]
+    fn page_without_body_gets_tag_at_the_end() {
+        assert_eq!(inject("<h1>bare</h1>"), format!("<h1>bare</h1>{}", tag()));
+        assert_eq!(inject(""), tag());
+    }
+
+    #[test]
+    fn closing_body_inside_script_or_comment_is_not_the_marker() {
+        let page = "<body><script>let s = '</body>';</script><!-- </body> --><p>x</p></body>";
+        assert_eq!(
+            inject(page),
+            format!(
+                "<body><script>let s = '</body>';</script><!-- </body> --><p>x</p>{}</body>",
+                tag()
+            )
+        );
+    }
+
+    #[test]
+    fn closing_body_inside_template_is_not_the_marker() {
+        let page = "<body><template><body></body></template><p>x</p></body>";
+        assert_eq!(
+            inject(page),
+            format!(
+                "<body><template><body></body></template><p>x</p>{}</body>",
+                tag()
+            )
+        );
+    }
+
+    #[test]
+    fn uppercase_tags_are_recognised_and_kept() {
+        let page = "<HTML><BODY><P>x</P></BODY></HTML>";
+        assert_eq!(
+            inject(page),
+            format!("<HTML><BODY><P>x</P>{}</BODY></HTML>", tag())
+        );
+    }
+
+    #[test]
+    fn page_that_already_has_the_tag_is_unchanged() {
+        let page = format!("<html><body><p>x</p>{}</body></html>", tag());
+        assert_eq!(inject(&page), page);
+    }
+
+    #[test]
+    fn tag_is_written_once_even_with_two_bodies() {
+        let page = "<body>a</body><body>b</body>";
+        assert_eq!(inject(page).matches("data-relive").count(), 1);
+    }
+
+    #[test]
+    fn page_nonce_is_copied_and_header_nonce_wins() {
+        let page = r#"<body><script nonce="abc">1</script></body>"#;
+        assert!(inject(page).contains(r#"data-relive data-token="t0k3n" nonce="abc""#));
+
+        let mut injector = Injector::new(TOKEN, Some("fromheader".into()), None);
+        let mut out = injector.write(page.as_bytes());
+        out.extend(injector.finish());
+        assert!(
+            String::from_utf8(out)
+                .unwrap()
+                .contains(r#"nonce="fromheader""#)
+        );
+    }
+
+    #[test]
+    fn non_utf8_bytes_pass_through_unchanged() {
+        let mut page = b"<html><head><meta charset=\"windows-1252\"></head><body>caf".to_vec();
+        page.push(0xE9);
+        page.extend_from_slice(b"</body></html>");
+        let mut injector = Injector::new(TOKEN, None, Some("windows-1252"));
+        let mut out = injector.write(&page);
+        out.extend(injector.finish());
+        let mut expected = page[..page.len() - "</body></html>".len()].to_vec();
+        expected.extend_from_slice(tag().as_bytes());
+        expected.extend_from_slice(b"</body></html>");
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn attribute_values_are_escaped() {
+        assert_eq!(
+            client_tag("a\"b", Some("<n>")),
+            r#"<script type="module" src="/__relive/client.js" data-relive data-token="a&quot;b" nonce="&lt;n&gt;"></script>"#
+        );
+    }
+
+    #[test]
+    fn utf16_pages_are_not_rewritable() {
+        assert!(!charset_supported(Some("utf-16le")));
+        assert!(charset_supported(Some("UTF-8")));
+        assert!(charset_supported(Some("no-such-charset")));
+        assert!(charset_supported(None));
+    }
+}

@@ -1,0 +1,144 @@
+//! relive: a live-reload reverse proxy. One public port (pingora) in front of a dev server or
+//! a folder; HTML pages get one `<script>` tag while they stream; every tab reloads when
+//! something changes.
+//!
+//! How a request flows: `proxy` (the front door) sends `/__relive/*` — and in static mode
+//! everything — to `origin`, the rest to the upstream, and rewrites page responses with
+//! `inject` when `policy` says they are pages. How a change flows: `watch` → `hub` → `ws` →
+//! the browser client (`client/relive.js`).
+//!
+//! Modules, one job each:
+//! - `app`: starts every part, reports the URL, stops everything on one shutdown token.
+//! - `cli`: the command line (clap).
+//! - `config`: `relive.toml` and the resolved `Config` (defaults < file < env < flags).
+//! - `decode`: undoes gzip/deflate/br/zstd chunk by chunk, with a size cap.
+//! - `hub`: event ring and broadcast; replays missed events to reconnecting tabs.
+//! - `inject`: the streaming lol_html rewriter that adds the client tag.
+//! - `listen`: picks the front door's port (fallback, strict, any).
+//! - `log`: tracing setup (text or JSON) with pingora's logs bridged in.
+//! - `origin`: relive's internal HTTP app (client.js, WebSocket, status, static files).
+//! - `pages`: relive's own HTML pages (upstream down, not found).
+//! - `policy`: which responses are page navigations that get the client.
+//! - `protocol`: the wire messages between relive and the browser.
+//! - `proxy`: the pingora front door.
+//! - `static_files`: serving a folder safely.
+//! - `watch`: notify, ignore rules, debouncing and classification of changes.
+//! - `ws`: the `/__relive/ws` endpoint.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod decode;
+pub mod hub;
+pub mod inject;
+pub mod listen;
+pub mod log;
+pub mod origin;
+pub mod pages;
+pub mod policy;
+pub mod protocol;
+pub mod proxy;
+pub mod static_files;
+pub mod watch;
+pub mod ws;
+
+use std::process::ExitCode;
+
+use tokio_util::sync::CancellationToken;
+
+/// Documented exit codes.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILURE: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// How a run ended, for the exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad flags or config: exit 2.
+    Usage(anyhow::Error),
+    /// Anything else: exit 1.
+    Runtime(anyhow::Error),
+}
+
+/// Runs the `relive` command with parsed arguments; returns the process exit code.
+pub fn main_with(cli: cli::Cli) -> ExitCode {
+    match run_cli(cli) {
+        Ok(interrupted) => ExitCode::from(if interrupted {
+            exit::INTERRUPTED
+        } else {
+            exit::OK
+        }),
+        Err(Failure::Usage(error)) => {
+            eprintln!("relive: {error:#}");
+            ExitCode::from(exit::USAGE)
+        }
+        Err(Failure::Runtime(error)) => {
+            eprintln!("relive: {error:#}");
+            ExitCode::from(exit::FAILURE)
+        }
+    }
+}
+
+/// Resolves the config, picks the port, and runs until Ctrl-C or SIGTERM. Returns whether
+/// it was interrupted.
+fn run_cli(cli: cli::Cli) -> Result<bool, Failure> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot read the current folder: {e}")))?;
+    let config = config::resolve(&cli, &cwd).map_err(|e| Failure::Usage(e.into()))?;
+    let verbosity = if cli.quiet {
+        -1
+    } else {
+        cli.verbose.min(2) as i8
+    };
+    log::init(config.log_format, verbosity);
+    let addr = listen::choose(config.host, config.port, config.strict_port)
+        .map_err(|e| Failure::Usage(e.into()))?;
+    if config.port != 0 && addr.port() != config.port {
+        tracing::info!(
+            "port {} is in use; using {} instead",
+            config.port,
+            addr.port()
+        );
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .thread_name("relive")
+        .build()
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let interrupted = tokio::spawn(stop_on_signal(shutdown.clone()));
+        let result = app::run(config, addr, shutdown.clone(), |_| {}).await;
+        shutdown.cancel();
+        let interrupted = interrupted.await.unwrap_or(false);
+        result
+            .map(|()| interrupted)
+            .map_err(|e| Failure::Runtime(e.into()))
+    })
+}
+
+/// Cancels `shutdown` on Ctrl-C or SIGTERM; returns whether a signal (not another cause)
+/// ended the run.
+async fn stop_on_signal(shutdown: CancellationToken) -> bool {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        shutdown.cancelled().await;
+        return false;
+    };
+    let signalled = tokio::select! {
+        _ = interrupt.recv() => true,
+        _ = terminate.recv() => true,
+        _ = shutdown.cancelled() => false,
+    };
+    shutdown.cancel();
+    signalled
+}

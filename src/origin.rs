@@ -1,0 +1,190 @@
+//! origin: relive's own small HTTP app on a loopback ephemeral port, reached only through the
+//! front door. Serves the client script, the WebSocket, the status JSON and, in static mode,
+//! the folder, so static and proxy modes share one injection path.
+//!
+//! Must never: listen on anything but loopback, or answer a request the front door did not
+//! forward (it is not advertised anywhere).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::pages;
+use crate::static_files::{Served, StaticFiles};
+use crate::ws::{self, SocketContext};
+
+/// The browser client, compiled into the binary.
+pub const CLIENT_JS: &str = include_str!("../client/relive.js");
+
+type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// What the origin serves.
+pub struct Origin {
+    pub socket: Arc<SocketContext>,
+    /// The folder, in static mode.
+    pub files: Option<StaticFiles>,
+    /// For `/__relive/status`: what relive is in front of.
+    pub serving: String,
+    pub started: Instant,
+}
+
+fn full(body: impl Into<Bytes>) -> Body {
+    Full::new(body.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed_unsync()
+}
+
+fn response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if content_type.starts_with("text/html") {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(pages::CSP),
+        );
+    }
+    response
+}
+
+impl Origin {
+    /// Routes one request.
+    async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
+        let path = request.uri().path();
+        match path {
+            "/__relive/client.js" => self.client_js(request.method()),
+            "/__relive/ws" => match ws::upgrade(request, self.socket.clone()) {
+                Ok(switching) => switching.map(|()| full(Bytes::new())),
+                Err(ws::Refusal::NotAnUpgrade) => response(
+                    StatusCode::BAD_REQUEST,
+                    "text/plain; charset=utf-8",
+                    "relive: this endpoint only speaks WebSocket\n",
+                ),
+                Err(ws::Refusal::Forbidden) => response(
+                    StatusCode::FORBIDDEN,
+                    "text/plain; charset=utf-8",
+                    "relive: forbidden (another origin, or a missing or wrong token)\n",
+                ),
+            },
+            "/__relive/status" => self.status(),
+            _ if path.starts_with(crate::proxy::RESERVED_PREFIX) => response(
+                StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
+                "relive: no such endpoint\n",
+            ),
+            _ => self.static_file(request).await,
+        }
+    }
+
+    fn client_js(&self, method: &Method) -> Response<Body> {
+        let body = if method == Method::HEAD {
+            ""
+        } else {
+            CLIENT_JS
+        };
+        let mut js = response(StatusCode::OK, "text/javascript; charset=utf-8", body);
+        js.headers_mut().insert(
+            "cross-origin-resource-policy",
+            HeaderValue::from_static("same-origin"),
+        );
+        js
+    }
+
+    fn status(&self) -> Response<Body> {
+        let hub = &self.socket.hub;
+        let status = serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "protocol": crate::protocol::PROTOCOL_VERSION,
+            "session_id": hub.session_id(),
+            "serving": self.serving,
+            "clients": hub.subscribers(),
+            "last_event_id": hub.last_id(),
+            "uptime_ms": self.started.elapsed().as_millis() as u64,
+        });
+        response(StatusCode::OK, "application/json", status.to_string())
+    }
+
+    async fn static_file(&self, request: Request<Incoming>) -> Response<Body> {
+        let Some(files) = &self.files else {
+            return response(
+                StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
+                "not found\n",
+            );
+        };
+        let path = request.uri().path().to_owned();
+        match files.serve(request).await {
+            Served::Response(served) => served.map(|body| body.boxed_unsync()),
+            Served::NotFound => response(
+                StatusCode::NOT_FOUND,
+                "text/html; charset=utf-8",
+                pages::not_found(&path, &self.socket.token),
+            ),
+            Served::BadRequest => response(
+                StatusCode::BAD_REQUEST,
+                "text/html; charset=utf-8",
+                pages::error("Bad request", "The path is malformed."),
+            ),
+        }
+    }
+}
+
+/// Binds the origin on an ephemeral loopback port.
+pub async fn bind() -> std::io::Result<TcpListener> {
+    TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await
+}
+
+/// Serves connections until `shutdown`.
+pub async fn serve(listener: TcpListener, origin: Arc<Origin>, shutdown: CancellationToken) {
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    tracing::debug!("origin accept failed: {error}");
+                    continue;
+                }
+            },
+        };
+        let origin = origin.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let origin = origin.clone();
+                async move { Ok::<_, Infallible>(origin.handle(request).await) }
+            });
+            let connection = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::select! {
+                result = connection => if let Err(error) = result {
+                    tracing::debug!("origin connection ended: {error}");
+                },
+                _ = shutdown.cancelled() => {}
+            }
+        });
+    }
+}

@@ -1,0 +1,463 @@
+//! proxy: the front door, a pingora `ProxyHttp` and the only listener a user sees.
+//!
+//! Per request: `/__relive/…` (and, in static mode, everything) goes to the internal origin,
+//! the rest to the upstream dev server; page responses are rewritten on the way back to carry
+//! the client. Decisions live in `policy`, rewriting in `inject` and `decode`; this file only
+//! wires them into pingora's hooks.
+//!
+//! Must never: change a response it does not inject (bytes and framing pass as they came),
+//! rewrite the request target, or panic in a request path.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{Method, StatusCode, Version, header};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::Peer;
+use pingora::{Error, ErrorSource, ErrorType, Result};
+use tokio::sync::Notify;
+
+use crate::decode::{ContentCoding, Decoder};
+use crate::inject::Injector;
+use crate::pages;
+use crate::policy::{self, Injection};
+
+/// The reserved prefix for relive's own endpoints.
+pub const RESERVED_PREFIX: &str = "/__relive/";
+
+/// The dev server relive fronts, and what relive knows of its health.
+pub struct Upstream {
+    /// As the user gave it, for messages (`http://localhost:5173`).
+    pub display: String,
+    /// Every address the host name resolved to (`localhost` may be `::1` and `127.0.0.1`).
+    addrs: Vec<SocketAddr>,
+    /// Index into `addrs` of the one that answered last.
+    current: AtomicUsize,
+    down: AtomicBool,
+    /// Woken when the upstream is first seen down, so the health task starts probing.
+    pub went_down: Notify,
+}
+
+impl Upstream {
+    pub fn new(display: String, addrs: Vec<SocketAddr>) -> Upstream {
+        Upstream {
+            display,
+            addrs,
+            current: AtomicUsize::new(0),
+            down: AtomicBool::new(false),
+            went_down: Notify::new(),
+        }
+    }
+
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    fn current_addr(&self) -> SocketAddr {
+        self.addrs[self.current.load(Ordering::Relaxed) % self.addrs.len()]
+    }
+
+    /// Marks the upstream down; returns true if it was up until now.
+    fn mark_down(&self) -> bool {
+        let was_up = !self.down.swap(true, Ordering::AcqRel);
+        if was_up {
+            self.went_down.notify_one();
+        }
+        was_up
+    }
+
+    /// Marks the upstream up again, remembering which address answered.
+    pub fn mark_up(&self, addr: SocketAddr) -> bool {
+        if let Some(index) = self.addrs.iter().position(|a| *a == addr) {
+            self.current.store(index, Ordering::Relaxed);
+        }
+        self.down.swap(false, Ordering::AcqRel)
+    }
+
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::Acquire)
+    }
+}
+
+/// The front door's shared state.
+pub struct FrontDoor {
+    /// `None` in static mode, where relive's own origin serves the folder.
+    pub upstream: Option<Arc<Upstream>>,
+    /// The internal origin (loopback, ephemeral port).
+    pub origin: SocketAddr,
+    /// The per-run token that goes into injected tags.
+    pub token: String,
+}
+
+/// A page being rewritten as it streams.
+struct PageRewrite {
+    decoder: Option<Decoder>,
+    injector: Injector,
+}
+
+/// Per-request state.
+#[derive(Default)]
+pub struct RequestCtx {
+    to_origin: bool,
+    connect_failures: usize,
+    /// Present while a page response is being rewritten. Behind a `Mutex` only because pingora
+    /// needs the context to be `Sync`; it is reached through `get_mut`, which never locks.
+    rewrite: Option<Mutex<PageRewrite>>,
+}
+
+impl FrontDoor {
+    fn upstream_for(&self, ctx: &RequestCtx) -> Option<&Arc<Upstream>> {
+        if ctx.to_origin {
+            None
+        } else {
+            self.upstream.as_ref()
+        }
+    }
+}
+
+fn internal_error(context: &'static str, cause: impl std::fmt::Display) -> Box<Error> {
+    Error::explain(ErrorType::InternalError, format!("{context}: {cause}"))
+}
+
+#[async_trait]
+impl ProxyHttp for FrontDoor {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::default()
+    }
+
+    /// Runs first for every request. Refuses CONNECT (relive is no open proxy) and decides
+    /// whether the request is relive's own. Returns `Ok(true)` when it answered itself.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        if session.req_header().method == Method::CONNECT {
+            let body = Bytes::from_static(b"relive is not a forward proxy; CONNECT is refused.\n");
+            respond(session, StatusCode::METHOD_NOT_ALLOWED, "text/plain", body).await?;
+            return Ok(true);
+        }
+        ctx.to_origin =
+            self.upstream.is_none() || session.req_header().uri.path().starts_with(RESERVED_PREFIX);
+        Ok(false)
+    }
+
+    /// Picks the peer: the internal origin or the upstream's current address.
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let addr = match self.upstream_for(ctx) {
+            Some(upstream) => upstream.current_addr(),
+            None => self.origin,
+        };
+        Ok(Box::new(HttpPeer::new(addr, false, String::new())))
+    }
+
+    /// Called when connecting failed. A host name with several addresses (`localhost` as
+    /// `::1` and `127.0.0.1`) is retried on the next one before giving up.
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if let Some(upstream) = self.upstream_for(ctx) {
+            ctx.connect_failures += 1;
+            if ctx.connect_failures < upstream.addrs.len() {
+                upstream.current.fetch_add(1, Ordering::Relaxed);
+                e.set_retry(true);
+            }
+        }
+        e
+    }
+
+    /// Called once connected; records that the upstream answers again.
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        _reused: bool,
+        peer: &HttpPeer,
+        _fd: std::os::unix::io::RawFd,
+        _digest: Option<&pingora::protocols::Digest>,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let (Some(upstream), Some(addr)) = (self.upstream_for(ctx), peer.address().as_inet()) {
+            upstream.mark_up(*addr);
+        }
+        Ok(())
+    }
+
+    /// Edits the request sent upstream: asks for an uncompressed body when a page is likely,
+    /// sets `X-Forwarded-*` itself, and never forwards an `h2c` upgrade. The target and every
+    /// other header pass unchanged.
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        request: &mut RequestHeader,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if policy::wants_page(&request.method, &request.headers) {
+            request.insert_header(header::ACCEPT_ENCODING, "identity")?;
+        }
+        let is_h2c = request
+            .headers
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("h2c"));
+        if is_h2c {
+            request.remove_header(&header::UPGRADE);
+            request.remove_header("http2-settings");
+            request.remove_header(&header::CONNECTION);
+        }
+        let client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip().to_string());
+        let host = request
+            .headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        request.remove_header("forwarded");
+        request.remove_header("x-forwarded-for");
+        request.remove_header("x-forwarded-host");
+        request.insert_header("x-forwarded-proto", "http")?;
+        if let Some(ip) = client_ip {
+            request.insert_header("x-forwarded-for", ip)?;
+        }
+        if let Some(host) = host {
+            request.insert_header("x-forwarded-host", host)?;
+        }
+        Ok(())
+    }
+
+    /// Edits the response head on its way to the browser. For a page: decides how to decode,
+    /// drops the headers that would lie about the rewritten body, and starts the injector.
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let request = session.req_header();
+        let decision = policy::decide(
+            &request.method,
+            &request.headers,
+            response.status,
+            &response.headers,
+        );
+        match decision {
+            Injection::Pass => Ok(()),
+            Injection::HeadOfPage => {
+                response.remove_header(&header::CONTENT_LENGTH);
+                Ok(())
+            }
+            Injection::Inject => {
+                let client_http11 = request.version == Version::HTTP_11;
+                self.start_rewrite(response, ctx, client_http11)
+            }
+        }
+    }
+
+    /// Rewrites each body chunk of a page; passes every other body untouched.
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        let Some(rewrite) = ctx.rewrite.as_mut() else {
+            return Ok(None);
+        };
+        let rewrite = rewrite.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let mut out = Vec::new();
+        if let Some(chunk) = body.take() {
+            match rewrite.decoder.as_mut() {
+                Some(decoder) => {
+                    let decoded = decoder
+                        .write(&chunk)
+                        .map_err(|e| internal_error("decoding the upstream page", e))?;
+                    out = rewrite.injector.write(&decoded);
+                }
+                None => out = rewrite.injector.write(&chunk),
+            }
+        }
+        if end_of_stream {
+            if let Some(decoder) = rewrite.decoder.as_mut() {
+                let decoded = decoder
+                    .finish()
+                    .map_err(|e| internal_error("decoding the upstream page", e))?;
+                out.extend(rewrite.injector.write(&decoded));
+            }
+            out.extend(rewrite.injector.finish());
+        }
+        if !out.is_empty() {
+            *body = Some(Bytes::from(out));
+        }
+        Ok(None)
+    }
+
+    /// Called when a request failed for good. An upstream that cannot be reached gets
+    /// relive's waiting page (which reloads by itself once the upstream is back); anything
+    /// else a short error.
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let upstream = self.upstream_for(ctx).cloned();
+        let unreachable = e.esource() == &ErrorSource::Upstream
+            && matches!(
+                e.etype(),
+                ErrorType::ConnectRefused
+                    | ErrorType::ConnectTimedout
+                    | ErrorType::ConnectNoRoute
+                    | ErrorType::ConnectError
+                    | ErrorType::ConnectionClosed
+            );
+        let code = match (e.esource(), e.etype()) {
+            (_, ErrorType::HTTPStatus(code)) => *code,
+            (ErrorSource::Upstream, _) => 502,
+            (
+                ErrorSource::Downstream,
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
+            ) => 0,
+            (ErrorSource::Downstream, _) => 400,
+            _ => 500,
+        };
+        if code == 0 {
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        }
+        let request = session.req_header();
+        let page = policy::wants_page(&request.method, &request.headers);
+        let (content_type, body) = match (&upstream, unreachable) {
+            (Some(upstream), true) => {
+                if upstream.mark_down() {
+                    tracing::warn!(
+                        "upstream {} is not answering ({}); pages show a waiting page until it is back",
+                        upstream.display,
+                        e.etype().as_str()
+                    );
+                }
+                if page {
+                    (
+                        "text/html; charset=utf-8",
+                        pages::upstream_down(&upstream.display, &self.token),
+                    )
+                } else {
+                    (
+                        "text/plain; charset=utf-8",
+                        format!("relive: upstream {} is not answering\n", upstream.display),
+                    )
+                }
+            }
+            _ => {
+                tracing::debug!("request failed: {e}");
+                (
+                    "text/plain; charset=utf-8",
+                    format!("relive: {}\n", e.etype().as_str()),
+                )
+            }
+        };
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+        if let Err(write_error) = respond(session, status, content_type, Bytes::from(body)).await {
+            tracing::debug!("could not send the error response: {write_error}");
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    /// Keeps pingora from logging every refused upstream connection as an error: relive says it
+    /// once, in words, when the upstream goes down.
+    fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, error: &Error) -> bool {
+        self.upstream_for(ctx).is_some() && error.esource() == &ErrorSource::Upstream
+            || error.esource() == &ErrorSource::Downstream
+    }
+}
+
+impl FrontDoor {
+    fn start_rewrite(
+        &self,
+        response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+        client_http11: bool,
+    ) -> Result<()> {
+        let encoding = response
+            .headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok());
+        let decoder = match ContentCoding::parse(encoding) {
+            ContentCoding::Identity => None,
+            ContentCoding::Decodable(coding) => {
+                Some(Decoder::new(coding).map_err(|e| internal_error("starting a decoder", e))?)
+            }
+            ContentCoding::Unsupported => return Ok(()),
+        };
+        let charset = policy::charset(&response.headers);
+        if !crate::inject::charset_supported(charset.as_deref()) {
+            return Ok(());
+        }
+        let nonce = policy::csp_nonce(&response.headers);
+        if decoder.is_some() {
+            response.remove_header(&header::CONTENT_ENCODING);
+        }
+        response.remove_header(&header::CONTENT_LENGTH);
+        response.remove_header(&header::LAST_MODIFIED);
+        response.remove_header(&header::ACCEPT_RANGES);
+        if let Some(etag) = response.headers.get(header::ETAG).cloned()
+            && !etag.as_bytes().starts_with(b"W/")
+        {
+            let mut weak = b"W/".to_vec();
+            weak.extend_from_slice(etag.as_bytes());
+            response.insert_header(header::ETAG, weak)?;
+        }
+        if client_http11 {
+            // pingora copies the upstream's version (an HTTP/1.0 upstream would make this an
+            // HTTP/1.0 response) and ends an unframed body by closing: frame it ourselves.
+            response.set_version(Version::HTTP_11);
+            response.insert_header(header::TRANSFER_ENCODING, "chunked")?;
+        }
+        ctx.rewrite = Some(Mutex::new(PageRewrite {
+            decoder,
+            injector: Injector::new(&self.token, nonce, charset.as_deref()),
+        }));
+        Ok(())
+    }
+}
+
+/// Writes a complete small response from the front door itself.
+async fn respond(
+    session: &mut Session,
+    status: StatusCode,
+    content_type: &str,
+    body: Bytes,
+) -> Result<()> {
+    let mut head = ResponseHeader::build(status, Some(4))?;
+    head.insert_header(header::CONTENT_TYPE, content_type)?;
+    head.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
+    head.insert_header(header::CACHE_CONTROL, "no-store")?;
+    if content_type.starts_with("text/html") {
+        head.insert_header(header::CONTENT_SECURITY_POLICY, pages::CSP)?;
+    }
+    let is_head = session.req_header().method == Method::HEAD;
+    session
+        .write_response_header(Box::new(head), is_head)
+        .await?;
+    if !is_head {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}

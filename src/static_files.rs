@@ -1,0 +1,239 @@
+//! static_files: serves a folder (static mode) behind the front door.
+//!
+//! tower-http's `ServeDir` does the HTTP (ranges, conditional requests, MIME types, index
+//! files, trailing-slash redirects); this file decides first what may be served at all: the
+//! path is decoded once and checked, dotfiles (but `.well-known`) and secrets are refused, and
+//! nothing outside the root is served, also through symlinks.
+//!
+//! Must never: serve a file outside the root, a dotfile, or a key; list a directory.
+
+use std::path::{Component, Path, PathBuf};
+
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use tower::ServiceExt;
+use tower_http::services::ServeDir;
+
+/// Why a request path is refused before the file system is touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Malformed: bad percent-encoding, NUL, backslash, `#`, invalid UTF-8, dot-segments.
+    BadRequest,
+    /// Well-formed but never served: dotfiles, secrets, paths that leave the root.
+    Hidden,
+}
+
+/// File names that are never served, whatever the folder (compared case-insensitively).
+const SECRET_SUFFIXES: &[&str] = &[".pem", ".key", ".crt", ".p12", ".pfx", ".jks", ".keystore"];
+const SECRET_NAMES: &[&str] = &["id_rsa", "id_dsa", "id_ecdsa", "id_ed25519"];
+
+/// Decodes `%XX` escapes once. Fails on a malformed escape or invalid UTF-8.
+fn percent_decode(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Checks a request path (the part before `?`) and returns its decoded segments.
+pub fn check_path(raw_path: &str) -> Result<Vec<String>, Refusal> {
+    if raw_path.starts_with("//") || !raw_path.starts_with('/') {
+        return Err(Refusal::BadRequest);
+    }
+    let decoded = percent_decode(raw_path).ok_or(Refusal::BadRequest)?;
+    if decoded.contains(['\0', '\\', '#']) {
+        return Err(Refusal::BadRequest);
+    }
+    let mut segments = Vec::new();
+    for segment in decoded.split('/').skip(1) {
+        // Windows and some file systems ignore trailing dots and spaces: `.env.` is `.env`.
+        let trimmed = segment.trim_end_matches(['.', ' ']);
+        if segment == "." || segment == ".." {
+            return Err(Refusal::BadRequest);
+        }
+        let lower = trimmed.to_ascii_lowercase();
+        let dotfile = segment.starts_with('.') && lower != ".well-known";
+        let secret = SECRET_SUFFIXES.iter().any(|s| lower.ends_with(s))
+            || SECRET_NAMES.contains(&lower.as_str());
+        if dotfile || secret || (trimmed.is_empty() && !segment.is_empty()) {
+            return Err(Refusal::Hidden);
+        }
+        segments.push(segment.to_owned());
+    }
+    Ok(segments)
+}
+
+/// Serves one folder.
+pub struct StaticFiles {
+    root: PathBuf,
+    serve_dir: ServeDir,
+}
+
+/// What serving a request came to.
+pub enum Served<B> {
+    /// A response from the folder (file, redirect, 304, 416…).
+    Response(Response<B>),
+    /// Nothing there (or nothing that may be shown): the caller writes its 404 page.
+    NotFound,
+    /// The path was malformed.
+    BadRequest,
+}
+
+impl StaticFiles {
+    /// `root` must exist; it is canonicalized so containment checks compare real paths.
+    pub fn new(root: &Path) -> std::io::Result<StaticFiles> {
+        let root = std::fs::canonicalize(root)?;
+        let serve_dir = ServeDir::new(&root)
+            .append_index_html_on_directories(true)
+            .call_fallback_on_method_not_allowed(false);
+        Ok(StaticFiles { root, serve_dir })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Whether the real path behind `segments` (symlinks resolved) is inside the root. A path
+    /// that does not exist is left to `ServeDir`, which answers 404.
+    fn contained(&self, segments: &[String]) -> bool {
+        let mut path = self.root.clone();
+        path.extend(segments.iter().filter(|s| !s.is_empty()));
+        match std::fs::canonicalize(&path) {
+            Ok(real) => {
+                real.starts_with(&self.root)
+                    && real
+                        .strip_prefix(&self.root)
+                        .is_ok_and(|inside| inside.components().all(|c| visible(&c)))
+            }
+            Err(_) => true,
+        }
+    }
+
+    /// Serves `request` from the folder.
+    pub async fn serve<B>(
+        &self,
+        request: Request<B>,
+    ) -> Served<tower_http::services::fs::ServeFileSystemResponseBody>
+    where
+        B: Send + 'static,
+    {
+        let segments = match check_path(request.uri().path()) {
+            Ok(segments) => segments,
+            Err(Refusal::BadRequest) => return Served::BadRequest,
+            Err(Refusal::Hidden) => return Served::NotFound,
+        };
+        if !self.contained(&segments) {
+            return Served::NotFound;
+        }
+        let response = match self.serve_dir.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(infallible) => match infallible {},
+        };
+        if response.status() == StatusCode::NOT_FOUND {
+            return Served::NotFound;
+        }
+        let mut response = response;
+        // Revalidate every time: a stale stylesheet or script from the browser's heuristic
+        // cache would make a reload show old content.
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        Served::Response(response)
+    }
+}
+
+/// A resolved path component that may be served (no dot-names but `.well-known`).
+fn visible(component: &Component<'_>) -> bool {
+    match component {
+        Component::Normal(name) => {
+            let name = name.to_string_lossy();
+            !name.starts_with('.') || name.eq_ignore_ascii_case(".well-known")
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_checks_table() {
+        use Refusal::*;
+        let cases: &[(&str, Result<&[&str], Refusal>)] = &[
+            ("/", Ok(&[""])),
+            ("/index.html", Ok(&["index.html"])),
+            ("/css/site.css", Ok(&["css", "site.css"])),
+            ("/hello%20world.html", Ok(&["hello world.html"])),
+            (
+                "/.well-known/security.txt",
+                Ok(&[".well-known", "security.txt"]),
+            ),
+            ("/%2e%2e/etc/passwd", Err(BadRequest)),
+            ("/../etc/passwd", Err(BadRequest)),
+            ("/a/./b", Err(BadRequest)),
+            ("/bad%zzescape", Err(BadRequest)),
+            ("/trailing%", Err(BadRequest)),
+            ("/nul%00.html", Err(BadRequest)),
+            ("/back%5cslash", Err(BadRequest)),
+            ("/hash%23.html", Err(BadRequest)),
+            ("/%ff%fe", Err(BadRequest)),
+            ("//evil.example/", Err(BadRequest)),
+            ("/.env", Err(Hidden)),
+            ("/.ENV.local", Err(Hidden)),
+            ("/.git/config", Err(Hidden)),
+            ("/.npmrc", Err(Hidden)),
+            ("/certs/server.KEY", Err(Hidden)),
+            ("/certs/server.pem.", Err(Hidden)),
+            ("/certs/server.pem%20", Err(Hidden)),
+            ("/id_rsa", Err(Hidden)),
+            ("/%2eenv", Err(Hidden)),
+        ];
+        for (path, expected) in cases {
+            let expected = expected.map(|segs| segs.iter().map(|s| s.to_string()).collect());
+            assert_eq!(check_path(path), expected, "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn symlinks_out_of_the_root_are_not_served() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.txt"), "secret").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("ok.txt"), "ok").unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.txt"),
+            root.path().join("link.txt"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("dir")).unwrap();
+        let files = StaticFiles::new(root.path()).unwrap();
+        let get = |path: &str| Request::get(path).body(()).unwrap();
+        assert!(matches!(
+            files.serve(get("/ok.txt")).await,
+            Served::Response(_)
+        ));
+        assert!(matches!(
+            files.serve(get("/link.txt")).await,
+            Served::NotFound
+        ));
+        assert!(matches!(
+            files.serve(get("/dir/secret.txt")).await,
+            Served::NotFound
+        ));
+        assert!(matches!(
+            files.serve(get("/missing.txt")).await,
+            Served::NotFound
+        ));
+    }
+}

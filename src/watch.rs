@@ -1,0 +1,587 @@
+//! watch: turns file-system changes into hub events.
+//!
+//! notify reports raw changes; ignore rules drop the noise (`.git`, `node_modules`, `target`,
+//! editor temp files, `.gitignore`d paths, `--ignore` globs); the [`Debouncer`] coalesces a
+//! burst into one batch; [`classify`] says whether the batch is a stylesheet swap or a reload.
+//! Directories are watched one by one (not recursively) so ignored trees such as
+//! `node_modules` cost no watches; new directories are picked up as they appear.
+//!
+//! Must never: drop the last change of a burst, or stop silently (a failing native watcher
+//! falls back to polling and says so).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+use notify::{EventKind, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::Hub;
+use crate::protocol::Event;
+
+/// Patterns (in `.gitignore` syntax) that are never worth a reload.
+pub const BUILTIN_IGNORES: &[&str] = &[
+    ".git/",
+    ".hg/",
+    ".svn/",
+    "node_modules/",
+    "target/",
+    ".DS_Store",
+    // Editor swap, backup and atomic-save temp files (vim, emacs, JetBrains, VS Code, Kate).
+    "*.swp",
+    "*.swo",
+    "*.swx",
+    "*~",
+    ".#*",
+    "#*#",
+    "4913",
+    "*.tmp",
+    "*___jb_tmp___",
+    "*___jb_old___",
+    "*.crdownload",
+    "*.part",
+    ".*.kate-swp",
+];
+
+/// Longest a burst may keep postponing its batch.
+const MAX_WAIT: Duration = Duration::from_secs(2);
+/// Past this many distinct paths a batch just says "everything changed".
+const MAX_PENDING: usize = 10_000;
+
+/// Watch settings, resolved from flags and config.
+#[derive(Debug, Clone)]
+pub struct WatchSettings {
+    /// Directories (or files) to watch.
+    pub paths: Vec<PathBuf>,
+    /// Extra ignore patterns, `.gitignore` syntax.
+    pub ignore: Vec<String>,
+    /// Poll instead of using the OS's notifications.
+    pub poll: bool,
+    pub poll_interval: Duration,
+    /// How long the files must be quiet before a batch goes out.
+    pub debounce: Duration,
+}
+
+/// A batch of changes ready to become one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub paths: Vec<PathBuf>,
+    /// Too many changes (or an overflowing OS queue) to list: treat as "everything".
+    pub everything: bool,
+}
+
+/// Coalesces bursts: a batch is due once no change arrived for `quiet`, or `max_wait` after the
+/// first change of the burst, whichever is first. Time is passed in, so tests control it.
+#[derive(Debug)]
+pub struct Debouncer {
+    quiet: Duration,
+    max_wait: Duration,
+    pending: BTreeSet<PathBuf>,
+    everything: bool,
+    first: Option<Instant>,
+    last: Option<Instant>,
+}
+
+impl Debouncer {
+    pub fn new(quiet: Duration, max_wait: Duration) -> Debouncer {
+        Debouncer {
+            quiet,
+            max_wait,
+            pending: BTreeSet::new(),
+            everything: false,
+            first: None,
+            last: None,
+        }
+    }
+
+    /// Records a changed path at `now`.
+    pub fn add(&mut self, path: PathBuf, now: Instant) {
+        if self.pending.len() < MAX_PENDING {
+            self.pending.insert(path);
+        } else {
+            self.everything = true;
+        }
+        self.touch(now);
+    }
+
+    /// Records that changes were lost (an OS queue overflowed) at `now`.
+    pub fn add_everything(&mut self, now: Instant) {
+        self.everything = true;
+        self.touch(now);
+    }
+
+    fn touch(&mut self, now: Instant) {
+        self.first.get_or_insert(now);
+        self.last = Some(now);
+    }
+
+    /// When the pending batch becomes due, if there is one.
+    pub fn deadline(&self) -> Option<Instant> {
+        Some((self.last? + self.quiet).min(self.first? + self.max_wait))
+    }
+
+    /// Takes the pending batch if it is due at `now`.
+    pub fn take_due(&mut self, now: Instant) -> Option<Batch> {
+        if self.deadline()? > now {
+            return None;
+        }
+        self.first = None;
+        self.last = None;
+        Some(Batch {
+            paths: std::mem::take(&mut self.pending).into_iter().collect(),
+            everything: std::mem::take(&mut self.everything),
+        })
+    }
+}
+
+/// The URL path of `path` relative to the first root that contains it (`/css/site.css`).
+pub fn url_path(path: &Path, roots: &[PathBuf]) -> String {
+    let relative = roots
+        .iter()
+        .find_map(|root| path.strip_prefix(root).ok())
+        .unwrap_or(path);
+    let parts: Vec<String> = relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    format!("/{}", parts.join("/"))
+}
+
+fn is_stylesheet(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("css"))
+}
+
+/// Turns a batch into the event it causes: `css` when every change is a stylesheet that
+/// still exists, `reload` otherwise.
+pub fn classify(batch: &Batch, roots: &[PathBuf]) -> Event {
+    let urls: Vec<String> = batch.paths.iter().map(|p| url_path(p, roots)).collect();
+    let only_stylesheets = !batch.everything
+        && !batch.paths.is_empty()
+        && batch.paths.iter().all(|p| is_stylesheet(p) && p.is_file());
+    if only_stylesheets {
+        return Event::Css { paths: urls };
+    }
+    let reason = match (batch.everything, urls.as_slice()) {
+        (true, _) | (false, []) => "many files changed".to_owned(),
+        (false, [one]) => format!("{} changed", one.trim_start_matches('/')),
+        (false, [first, rest @ ..]) => format!(
+            "{} and {} more changed",
+            first.trim_start_matches('/'),
+            rest.len()
+        ),
+    };
+    Event::Reload {
+        reason,
+        paths: urls,
+    }
+}
+
+/// Ignore rules for one watched root.
+pub struct IgnoreRules {
+    root: PathBuf,
+    rules: Gitignore,
+}
+
+impl IgnoreRules {
+    /// Built-in patterns, the user's patterns, and the root's own `.gitignore`.
+    pub fn new(root: &Path, user_patterns: &[String]) -> Result<IgnoreRules, ignore::Error> {
+        let mut builder = GitignoreBuilder::new(root);
+        for pattern in BUILTIN_IGNORES {
+            builder.add_line(None, pattern)?;
+        }
+        for pattern in user_patterns {
+            builder.add_line(None, pattern)?;
+        }
+        let gitignore = root.join(".gitignore");
+        if gitignore.is_file()
+            && let Some(error) = builder.add(&gitignore)
+        {
+            tracing::warn!("ignoring part of {}: {error}", gitignore.display());
+        }
+        Ok(IgnoreRules {
+            root: root.to_path_buf(),
+            rules: builder.build()?,
+        })
+    }
+
+    /// Whether changes at `path` are ignored. Paths outside the root are not this root's
+    /// business and count as ignored.
+    pub fn is_ignored(&self, path: &Path, is_dir: bool) -> bool {
+        if !path.starts_with(&self.root) {
+            return true;
+        }
+        if path == self.root {
+            return false;
+        }
+        self.rules
+            .matched_path_or_any_parents(path, is_dir)
+            .is_ignore()
+    }
+}
+
+/// Why watching could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("cannot watch {path}: {source}")]
+    Path {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("bad ignore pattern: {0}")]
+    Pattern(#[from] ignore::Error),
+    #[error("cannot start watching: {0}")]
+    Notify(#[from] notify::Error),
+}
+
+type Changes = mpsc::Receiver<notify::Result<notify::Event>>;
+
+/// Everything the watch loop owns.
+struct WatchLoop {
+    roots: Vec<PathBuf>,
+    rules: Vec<Arc<IgnoreRules>>,
+    watcher: Box<dyn Watcher + Send>,
+    polling: bool,
+    settings: WatchSettings,
+}
+
+/// Starts watching; the returned task runs until `shutdown` and publishes to `hub`.
+pub async fn spawn(
+    settings: WatchSettings,
+    hub: Arc<Hub>,
+    shutdown: CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>, WatchError> {
+    let mut roots = Vec::new();
+    for path in &settings.paths {
+        let root = std::fs::canonicalize(path).map_err(|source| WatchError::Path {
+            path: path.clone(),
+            source,
+        })?;
+        roots.push(root);
+    }
+    let rules = roots
+        .iter()
+        .map(|root| IgnoreRules::new(root, &settings.ignore).map(Arc::new))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (sender, changes) = mpsc::channel(4096);
+    let (watcher, polling) = new_watcher(&settings, sender.clone(), settings.poll)?;
+    let mut state = WatchLoop {
+        roots,
+        rules,
+        watcher,
+        polling,
+        settings,
+    };
+    state.watch_all(sender).await?;
+    Ok(tokio::spawn(state.run(changes, hub, shutdown)))
+}
+
+fn new_watcher(
+    settings: &WatchSettings,
+    sender: mpsc::Sender<notify::Result<notify::Event>>,
+    poll: bool,
+) -> Result<(Box<dyn Watcher + Send>, bool), notify::Error> {
+    // The handler runs on notify's own thread, outside the runtime, so it may block; a full
+    // channel then slows notify down instead of losing events.
+    let handler = move |event| {
+        let _ = sender.blocking_send(event);
+    };
+    if poll {
+        let config = notify::Config::default().with_poll_interval(settings.poll_interval);
+        return Ok((Box::new(notify::PollWatcher::new(handler, config)?), true));
+    }
+    Ok((
+        Box::new(notify::RecommendedWatcher::new(
+            handler,
+            notify::Config::default(),
+        )?),
+        false,
+    ))
+}
+
+impl WatchLoop {
+    /// Watches every root and every directory below it that is not ignored. When the native
+    /// watcher runs out of watches, switches to polling and starts over.
+    async fn watch_all(
+        &mut self,
+        sender: mpsc::Sender<notify::Result<notify::Event>>,
+    ) -> Result<(), WatchError> {
+        for index in 0..self.roots.len() {
+            let root = self.roots[index].clone();
+            if let Err(error) = self.watch_tree(index, &root) {
+                if self.polling {
+                    return Err(error.into());
+                }
+                tracing::warn!(
+                    "native file watching failed ({error}); falling back to polling every {} ms. {}",
+                    self.settings.poll_interval.as_millis(),
+                    "On Linux, raise the limit with: sudo sysctl fs.inotify.max_user_watches=524288"
+                );
+                let (watcher, _) = new_watcher(&self.settings, sender.clone(), true)?;
+                self.watcher = watcher;
+                self.polling = true;
+                return Box::pin(self.watch_all(sender)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Watches `dir` and the directories below it that the rules of root `index` keep.
+    fn watch_tree(&mut self, index: usize, dir: &Path) -> Result<usize, notify::Error> {
+        if !dir.is_dir() {
+            self.watcher.watch(dir, RecursiveMode::NonRecursive)?;
+            return Ok(1);
+        }
+        let mut count = 0;
+        let rules = self.rules[index].clone();
+        let walker = ignore::WalkBuilder::new(dir)
+            .standard_filters(false)
+            .follow_links(false)
+            .filter_entry(move |entry| {
+                let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
+                is_dir && !rules.is_ignored(entry.path(), true)
+            })
+            .build();
+        for entry in walker.flatten() {
+            match self
+                .watcher
+                .watch(entry.path(), RecursiveMode::NonRecursive)
+            {
+                Ok(()) => count += 1,
+                Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => return Err(e),
+                // A directory that vanished or cannot be read is simply not watched.
+                Err(e) => tracing::debug!("not watching {}: {e}", entry.path().display()),
+            }
+        }
+        Ok(count)
+    }
+
+    fn root_of(&self, path: &Path) -> Option<usize> {
+        self.roots.iter().position(|root| path.starts_with(root))
+    }
+
+    async fn run(mut self, mut changes: Changes, hub: Arc<Hub>, shutdown: CancellationToken) {
+        let mut debouncer = Debouncer::new(self.settings.debounce, MAX_WAIT);
+        loop {
+            let deadline = debouncer.deadline();
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                change = changes.recv() => match change {
+                    Some(Ok(event)) => self.record(event, &mut debouncer),
+                    Some(Err(error)) => tracing::warn!("file watching error: {error}"),
+                    None => return,
+                },
+                _ = sleep_until(deadline) => {
+                    if let Some(batch) = debouncer.take_due(Instant::now()) {
+                        publish(&batch, &self.roots, &hub);
+                    }
+                }
+            }
+        }
+    }
+
+    fn record(&mut self, event: notify::Event, debouncer: &mut Debouncer) {
+        let now = Instant::now();
+        if event.need_rescan() {
+            debouncer.add_everything(now);
+            return;
+        }
+        if matches!(event.kind, EventKind::Access(_)) {
+            return;
+        }
+        for path in event.paths {
+            let Some(index) = self.root_of(&path) else {
+                continue;
+            };
+            let is_dir = path.is_dir();
+            if self.rules[index].is_ignored(&path, is_dir) {
+                continue;
+            }
+            if is_dir && matches!(event.kind, EventKind::Create(_) | EventKind::Modify(_)) {
+                if let Err(error) = self.watch_tree(index, &path) {
+                    tracing::warn!("cannot watch new directory {}: {error}", path.display());
+                }
+            }
+            debouncer.add(path, now);
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn publish(batch: &Batch, roots: &[PathBuf], hub: &Hub) {
+    let event = classify(batch, roots);
+    match &event {
+        Event::Css { paths } => tracing::info!("css     {}", paths.join(", ")),
+        Event::Reload { reason, .. } => tracing::info!("reload  {reason}"),
+        _ => {}
+    }
+    hub.publish(event);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const QUIET: Duration = Duration::from_millis(50);
+
+    fn path(name: &str) -> PathBuf {
+        PathBuf::from(format!("/site/{name}"))
+    }
+
+    #[test]
+    fn one_save_gives_one_batch_after_the_quiet_period() {
+        let start = Instant::now();
+        let mut d = Debouncer::new(QUIET, MAX_WAIT);
+        assert_eq!(d.deadline(), None);
+        d.add(path("index.html"), start);
+        assert_eq!(d.take_due(start + QUIET / 2), None);
+        let batch = d
+            .take_due(start + QUIET)
+            .expect("due after the quiet period");
+        assert_eq!(batch.paths, vec![path("index.html")]);
+        assert_eq!(d.take_due(start + QUIET * 10), None, "nothing left");
+    }
+
+    #[test]
+    fn a_burst_is_one_batch_with_every_path() {
+        let start = Instant::now();
+        let mut d = Debouncer::new(QUIET, MAX_WAIT);
+        for i in 0..500 {
+            let at = start + Duration::from_micros(i * 100);
+            d.add(path(&format!("f{i}.html")), at);
+            assert_eq!(d.take_due(at), None);
+        }
+        let batch = d.take_due(start + Duration::from_secs(1)).unwrap();
+        assert_eq!(batch.paths.len(), 500);
+    }
+
+    #[test]
+    fn a_save_during_a_burst_is_never_lost() {
+        let start = Instant::now();
+        let mut d = Debouncer::new(QUIET, MAX_WAIT);
+        d.add(path("a.html"), start);
+        // The burst goes on past MAX_WAIT, so a batch is cut while changes still arrive.
+        let mut t = start;
+        let mut batches = Vec::new();
+        while t < start + MAX_WAIT + QUIET * 4 {
+            t += QUIET / 2;
+            if t < start + MAX_WAIT + QUIET {
+                d.add(path("a.html"), t);
+            }
+            batches.extend(d.take_due(t));
+        }
+        d.add(path("last.html"), t);
+        batches.extend(d.take_due(t + QUIET));
+        assert_eq!(batches.len(), 3, "{batches:?}");
+        assert_eq!(batches.last().unwrap().paths, vec![path("last.html")]);
+    }
+
+    #[test]
+    fn too_many_paths_become_everything() {
+        let start = Instant::now();
+        let mut d = Debouncer::new(QUIET, MAX_WAIT);
+        for i in 0..(MAX_PENDING + 1) {
+            d.add(path(&format!("{i}")), start);
+        }
+        assert!(d.take_due(start + QUIET).unwrap().everything);
+    }
+
+    #[test]
+    fn stylesheets_alone_are_a_css_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        std::fs::create_dir(root.join("css")).unwrap();
+        std::fs::write(root.join("css/site.css"), "body{}").unwrap();
+        std::fs::write(root.join("index.html"), "<p>").unwrap();
+        let roots = vec![root.clone()];
+        let css_only = Batch {
+            paths: vec![root.join("css/site.css")],
+            everything: false,
+        };
+        assert_eq!(
+            classify(&css_only, &roots),
+            Event::Css {
+                paths: vec!["/css/site.css".into()]
+            }
+        );
+        let mixed = Batch {
+            paths: vec![root.join("css/site.css"), root.join("index.html")],
+            everything: false,
+        };
+        assert!(matches!(classify(&mixed, &roots), Event::Reload { .. }));
+        let deleted_css = Batch {
+            paths: vec![root.join("gone.css")],
+            everything: false,
+        };
+        assert!(matches!(
+            classify(&deleted_css, &roots),
+            Event::Reload { .. }
+        ));
+        let everything = Batch {
+            paths: vec![root.join("css/site.css")],
+            everything: true,
+        };
+        assert!(matches!(
+            classify(&everything, &roots),
+            Event::Reload { .. }
+        ));
+    }
+
+    #[test]
+    fn reload_reason_names_the_file() {
+        let roots = vec![PathBuf::from("/site")];
+        let one = Batch {
+            paths: vec![path("index.html")],
+            everything: false,
+        };
+        assert_eq!(
+            classify(&one, &roots),
+            Event::Reload {
+                reason: "index.html changed".into(),
+                paths: vec!["/index.html".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn ignore_rules_cover_builtins_user_globs_and_gitignore() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join(".gitignore"), "dist/\n*.log\n").unwrap();
+        let rules = IgnoreRules::new(root, &["drafts/**".into()]).unwrap();
+        for ignored in [
+            ".git/index",
+            "node_modules/x/index.js",
+            "target/debug/relive",
+            "src/.index.html.swp",
+            "index.html~",
+            ".#index.html",
+            "#index.html#",
+            "4913",
+            "dist/app.js",
+            "server.log",
+            "drafts/post.html",
+        ] {
+            assert!(rules.is_ignored(&root.join(ignored), false), "{ignored}");
+        }
+        for kept in [
+            "index.html",
+            "css/site.css",
+            ".well-known/security.txt",
+            "4914",
+        ] {
+            assert!(!rules.is_ignored(&root.join(kept), false), "{kept}");
+        }
+        assert!(rules.is_ignored(Path::new("/elsewhere/index.html"), false));
+    }
+}

@@ -1,0 +1,349 @@
+//! ws: relive's WebSocket, `/__relive/ws`, which pushes hub events to each tab.
+//!
+//! The upgrade is accepted only from the same origin and with the per-run token that the
+//! injected tag carries. Each connection gets `hello`, then what it missed (when it names the
+//! session and last id it saw), then every new event, and a `ping` every heartbeat.
+//!
+//! Must never: let a client block the hub (a client that lags is dropped), accept a message
+//! bigger than a small limit, or act on anything a client sends but `pong`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use http::{HeaderMap, Request, Response, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::{Backlog, Hub};
+use crate::protocol::{ClientMessage, Envelope, Event, PROTOCOL_VERSION};
+
+/// Largest message a client may send; pongs are tiny.
+const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
+
+/// What the socket endpoint needs.
+pub struct SocketContext {
+    pub hub: Arc<Hub>,
+    pub token: String,
+    pub heartbeat: Duration,
+    pub shutdown: CancellationToken,
+}
+
+/// Why an upgrade was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not a valid WebSocket upgrade request.
+    NotAnUpgrade,
+    /// Another origin, or a wrong or missing token.
+    Forbidden,
+}
+
+/// The query parameters a client sends.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Query {
+    pub token: Option<String>,
+    /// The session and last event id the client saw before it reconnected.
+    pub session: Option<String>,
+    pub last_id: Option<u64>,
+}
+
+impl Query {
+    pub fn parse(query: Option<&str>) -> Query {
+        let mut parsed = Query::default();
+        for pair in query.unwrap_or("").split('&') {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match name {
+                "token" => parsed.token = Some(value.to_owned()),
+                "session" => parsed.session = Some(value.to_owned()),
+                "last_id" => parsed.last_id = value.parse().ok(),
+                _ => {}
+            }
+        }
+        parsed
+    }
+}
+
+fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|value| {
+        value
+            .to_str()
+            .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    })
+}
+
+/// Same origin: an `Origin` header, when present, must be `http://` plus the `Host` the
+/// request was sent to. Browsers always send `Origin` on WebSocket upgrades.
+pub fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let (Ok(origin), Some(Ok(host))) = (
+        origin.to_str(),
+        headers.get(header::HOST).map(|h| h.to_str()),
+    ) else {
+        return false;
+    };
+    origin
+        .strip_prefix("http://")
+        .is_some_and(|authority| authority.eq_ignore_ascii_case(host))
+}
+
+/// Compares tokens in constant time.
+pub fn token_matches(given: Option<&str>, expected: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    given.is_some_and(|given| bool::from(given.as_bytes().ct_eq(expected.as_bytes())))
+}
+
+/// Checks an upgrade request; returns the client's accept key on success.
+pub fn check_upgrade(headers: &HeaderMap, query: &Query, token: &str) -> Result<String, Refusal> {
+    let key = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .and_then(|k| k.to_str().ok())
+        .filter(|_| {
+            header_has_token(headers, header::UPGRADE, "websocket")
+                && header_has_token(headers, header::CONNECTION, "upgrade")
+                && headers
+                    .get(header::SEC_WEBSOCKET_VERSION)
+                    .is_some_and(|v| v == "13")
+        })
+        .ok_or(Refusal::NotAnUpgrade)?;
+    if !same_origin(headers) || !token_matches(query.token.as_deref(), token) {
+        return Err(Refusal::Forbidden);
+    }
+    Ok(derive_accept_key(key.as_bytes()))
+}
+
+/// Answers an upgrade request: `101` and a task that runs the socket, or a refusal.
+pub fn upgrade<B>(
+    mut request: Request<B>,
+    context: Arc<SocketContext>,
+) -> Result<Response<()>, Refusal>
+where
+    B: hyper::body::Body + Send + 'static,
+{
+    let query = Query::parse(request.uri().query());
+    let accept = check_upgrade(request.headers(), &query, &context.token)?;
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let config = WebSocketConfig::default()
+                    .max_message_size(Some(MAX_CLIENT_MESSAGE))
+                    .max_frame_size(Some(MAX_CLIENT_MESSAGE));
+                let socket = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(config),
+                )
+                .await;
+                run(socket, query, context).await;
+            }
+            Err(error) => tracing::debug!("websocket upgrade failed: {error}"),
+        }
+    });
+    Ok(Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .body(())
+        .expect("static response parts are valid"))
+}
+
+fn frame(envelope: &Envelope) -> Message {
+    let json = serde_json::to_string(envelope).expect("events always serialize");
+    Message::Text(Utf8Bytes::from(json))
+}
+
+fn close(code: CloseCode, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }))
+}
+
+/// Runs one connection until the client leaves, falls behind, stops answering, or relive
+/// shuts down.
+async fn run<S>(mut socket: WebSocketStream<S>, query: Query, context: Arc<SocketContext>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let hub = &context.hub;
+    let seen = match (&query.session, query.last_id) {
+        (Some(session), Some(last_id)) if session == hub.session_id() => Some(last_id),
+        // Events from another session (relive restarted) cannot be replayed.
+        (Some(_), _) => Some(u64::MAX),
+        _ => None,
+    };
+    let mut subscription = hub.subscribe(seen);
+    let last_sent = subscription.last_id;
+    let hello = hub.envelope(
+        last_sent,
+        Event::Hello {
+            protocol: PROTOCOL_VERSION,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            last_id: last_sent,
+            heartbeat_ms: context.heartbeat.as_millis() as u64,
+        },
+    );
+    let backlog: Vec<Envelope> = match subscription.backlog {
+        Backlog::Missed(events) => events.iter().map(|e| (**e).clone()).collect(),
+        Backlog::Gap => vec![hub.envelope(
+            last_sent,
+            Event::Reload {
+                reason: "relive restarted or events were missed while disconnected".into(),
+                paths: vec![],
+            },
+        )],
+    };
+    for envelope in std::iter::once(hello).chain(backlog) {
+        if socket.send(frame(&envelope)).await.is_err() {
+            return;
+        }
+    }
+    tracing::debug!("tab connected ({} connected)", hub.subscribers());
+
+    let mut heartbeat = tokio::time::interval(context.heartbeat);
+    heartbeat.tick().await;
+    let mut missed_heartbeats = 0u32;
+    loop {
+        tokio::select! {
+            _ = context.shutdown.cancelled() => {
+                let _ = socket.send(close(CloseCode::Away, "relive is shutting down")).await;
+                break;
+            }
+            received = subscription.receiver.recv() => match received {
+                Ok(envelope) if envelope.id > last_sent => {
+                    if socket.send(frame(&envelope)).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => {
+                    tracing::debug!("dropping a tab that fell behind");
+                    let _ = socket.send(close(CloseCode::Again, "too slow; reconnect")).await;
+                    break;
+                }
+                Err(RecvError::Closed) => break,
+            },
+            _ = heartbeat.tick() => {
+                missed_heartbeats += 1;
+                if missed_heartbeats > 2 {
+                    tracing::debug!("dropping a tab that stopped answering");
+                    break;
+                }
+                if socket.send(frame(&hub.transient(Event::Ping {}))).await.is_err() {
+                    break;
+                }
+            }
+            message = socket.next() => match message {
+                Some(Ok(Message::Text(text))) => {
+                    if let Ok(ClientMessage::Pong {}) = serde_json::from_str(&text) {
+                        missed_heartbeats = 0;
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    let _ = socket.send(close(CloseCode::Unsupported, "text only")).await;
+                    break;
+                }
+                Some(Ok(Message::Close(_))) | None => break,
+                Some(Ok(_)) => {}
+                Some(Err(error)) => {
+                    tracing::debug!("websocket closed: {error}");
+                    break;
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upgrade_headers(origin: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, "127.0.0.1:4500".parse().unwrap());
+        h.insert(header::UPGRADE, "websocket".parse().unwrap());
+        h.insert(header::CONNECTION, "keep-alive, Upgrade".parse().unwrap());
+        h.insert(header::SEC_WEBSOCKET_VERSION, "13".parse().unwrap());
+        h.insert(
+            header::SEC_WEBSOCKET_KEY,
+            "dGhlIHNhbXBsZSBub25jZQ==".parse().unwrap(),
+        );
+        if let Some(origin) = origin {
+            h.insert(header::ORIGIN, origin.parse().unwrap());
+        }
+        h
+    }
+
+    fn query(token: &str) -> Query {
+        Query::parse(Some(&format!("token={token}")))
+    }
+
+    #[test]
+    fn same_origin_with_token_is_accepted() {
+        let accept = check_upgrade(
+            &upgrade_headers(Some("http://127.0.0.1:4500")),
+            &query("tok"),
+            "tok",
+        );
+        assert_eq!(accept.as_deref(), Ok("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+        assert!(check_upgrade(&upgrade_headers(None), &query("tok"), "tok").is_ok());
+    }
+
+    #[test]
+    fn other_origins_and_bad_tokens_are_forbidden() {
+        for origin in [
+            "http://127.0.0.1:4501",
+            "http://evil.example",
+            "null",
+            "file://",
+            "https://127.0.0.1:4500",
+        ] {
+            assert_eq!(
+                check_upgrade(&upgrade_headers(Some(origin)), &query("tok"), "tok"),
+                Err(Refusal::Forbidden),
+                "{origin}"
+            );
+        }
+        let same = upgrade_headers(Some("http://127.0.0.1:4500"));
+        assert_eq!(
+            check_upgrade(&same, &query("wrong"), "tok"),
+            Err(Refusal::Forbidden)
+        );
+        assert_eq!(
+            check_upgrade(&same, &Query::default(), "tok"),
+            Err(Refusal::Forbidden)
+        );
+    }
+
+    #[test]
+    fn non_upgrades_are_refused() {
+        let mut h = upgrade_headers(None);
+        h.remove(header::SEC_WEBSOCKET_KEY);
+        assert_eq!(
+            check_upgrade(&h, &query("tok"), "tok"),
+            Err(Refusal::NotAnUpgrade)
+        );
+    }
+
+    #[test]
+    fn query_is_parsed() {
+        assert_eq!(
+            Query::parse(Some("token=a&session=s1&last_id=42&x=y")),
+            Query {
+                token: Some("a".into()),
+                session: Some("s1".into()),
+                last_id: Some(42)
+            }
+        );
+        assert_eq!(Query::parse(None), Query::default());
+    }
+}
