@@ -37,7 +37,7 @@ pub const BUILTIN_IGNORES: &[&str] = &[
     "*.swx",
     "*~",
     ".#*",
-    "#*#",
+    "\\#*#",
     "4913",
     "*.tmp",
     "*___jb_tmp___",

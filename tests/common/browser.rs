@@ -1,0 +1,159 @@
+//! Real headless Chromium, driven over the DevTools protocol (a WebSocket, so no extra crate).
+//! `Browser::launch()` returns `None` (with a loud message) when Chromium is missing locally,
+//! and panics under `CI=true`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use super::{PATIENCE, Socket, require_tool};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+pub struct Browser {
+    child: Child,
+    socket: Socket,
+    next_id: u64,
+    session: Option<String>,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Browser {
+    /// Starts Chromium and opens one blank tab.
+    pub async fn launch() -> Option<Browser> {
+        if !require_tool("chromium", std::path::Path::new(CHROMIUM).exists()) {
+            return None;
+        }
+        let profile = tempfile::tempdir().expect("temp profile");
+        let mut child = Command::new(CHROMIUM)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--disable-sync",
+                "--disable-quic",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("chromium starts");
+        let stderr = child.stderr.take().unwrap();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("DevTools listening on ") {
+                    let _ = sender.send(url.trim().to_owned());
+                }
+            }
+        });
+        let url = receiver
+            .recv_timeout(PATIENCE)
+            .expect("chromium prints its DevTools address");
+        let (socket, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("DevTools socket connects");
+        let mut browser = Browser {
+            child,
+            socket,
+            next_id: 0,
+            session: None,
+            _profile: profile,
+        };
+        let target = browser
+            .call("Target.createTarget", json!({"url": "about:blank"}))
+            .await;
+        let attached = browser
+            .call(
+                "Target.attachToTarget",
+                json!({"targetId": target["targetId"], "flatten": true}),
+            )
+            .await;
+        browser.session = Some(attached["sessionId"].as_str().unwrap().to_owned());
+        browser.call("Page.enable", json!({})).await;
+        browser.call("Runtime.enable", json!({})).await;
+        Some(browser)
+    }
+
+    /// Sends a DevTools command (to the tab once attached) and returns its result.
+    pub async fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut message = json!({"id": id, "method": method, "params": params});
+        if let Some(session) = &self.session {
+            message["sessionId"] = json!(session);
+        }
+        self.socket
+            .send(Message::text(message.to_string()))
+            .await
+            .expect("DevTools command is sent");
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, self.socket.next())
+                .await
+                .expect("DevTools answers in time")
+                .expect("DevTools socket open")
+                .expect("valid frame");
+            let Message::Text(text) = frame else { continue };
+            let reply: Value = serde_json::from_str(&text).unwrap();
+            if reply["id"] == id {
+                if let Some(error) = reply.get("error") {
+                    panic!("{method} failed: {error}");
+                }
+                return reply["result"].clone();
+            }
+        }
+    }
+
+    pub async fn navigate(&mut self, url: &str) {
+        self.call("Page.navigate", json!({"url": url})).await;
+    }
+
+    /// Evaluates `expression` in the page and returns its value (`null` while the page is
+    /// between documents).
+    pub async fn eval(&mut self, expression: &str) -> Value {
+        let result = self
+            .call(
+                "Runtime.evaluate",
+                json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
+            )
+            .await;
+        result["result"]["value"].clone()
+    }
+
+    /// Polls `expression` until it is `true`. Reaching the patience limit fails the test.
+    pub async fn wait_until(&mut self, expression: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            if self.eval(expression).await == json!(true) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the page never satisfied `{expression}`");
+    }
+
+    /// Waits until the page is loaded and relive's client is connected.
+    pub async fn wait_connected(&mut self) {
+        self.wait_until(
+            "document.readyState === 'complete' && globalThis.__relive?.status === 'connected'",
+        )
+        .await;
+    }
+}

@@ -1,0 +1,352 @@
+//! Shared test helpers: spawning the real relive binary, raw HTTP over TCP, WebSocket clients,
+//! in-test upstreams. Written once, used by every integration test.
+#![allow(dead_code)]
+
+pub mod browser;
+pub mod upstream;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Upper bound for anything a test awaits; reaching it is a failure, not a timing assertion.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A running relive process, killed on drop.
+pub struct Relive {
+    child: Child,
+    pub addr: SocketAddr,
+    /// relive's stderr lines after the `listening` line.
+    pub lines: mpsc::Receiver<String>,
+}
+
+/// What a relive that did not start said, and how it exited.
+#[derive(Debug)]
+pub struct StartFailure {
+    pub status: ExitStatus,
+    pub stderr: String,
+}
+
+fn command(args: &[&str], cwd: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_relive"));
+    command
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("RELIVE_PORT")
+        .env_remove("RELIVE_HOST")
+        .env_remove("RELIVE_PROXY")
+        .env_remove("RELIVE_CONFIG")
+        .env_remove("RELIVE_LOG")
+        .env_remove("RELIVE_LOG_FORMAT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command
+}
+
+impl Relive {
+    /// Starts relive with `args` (plus `--log-format json`, and `--port 0` unless a port is
+    /// given) and waits for its `listening` line.
+    pub fn start(args: &[&str], cwd: &Path) -> Relive {
+        match Relive::try_start(args, cwd) {
+            Ok(relive) => relive,
+            Err(failure) => panic!("relive did not start: {failure:?}"),
+        }
+    }
+
+    pub fn try_start(args: &[&str], cwd: &Path) -> Result<Relive, StartFailure> {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--log-format", "json"]);
+        if !args.iter().any(|a| *a == "--port" || *a == "-p") {
+            all.extend(["--port", "0"]);
+        }
+        let mut child = command(&all, cwd).spawn().expect("the relive binary runs");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut seen = String::new();
+        loop {
+            match lines.recv_timeout(PATIENCE) {
+                Ok(line) => {
+                    if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line)
+                        && json["event"] == "listening"
+                    {
+                        let port = json["port"].as_u64().expect("listening has a port") as u16;
+                        return Ok(Relive {
+                            child,
+                            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                            lines,
+                        });
+                    }
+                    seen.push_str(&line);
+                    seen.push('\n');
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let status = child.wait().expect("relive exits");
+                    return Err(StartFailure {
+                        status,
+                        stderr: seen,
+                    });
+                }
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Waits for a log line containing `needle`; returns it.
+    pub fn wait_for_line(&self, needle: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(PATIENCE) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("relive never logged `{needle}`"),
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGINT and waits for the exit status.
+    pub fn interrupt(mut self) -> ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        self.child.wait().expect("relive exits")
+    }
+}
+
+impl Drop for Relive {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs relive to completion (for commands that should fail fast).
+pub fn run_to_exit(args: &[&str], cwd: &Path) -> (ExitStatus, String) {
+    let output = command(args, cwd).output().expect("the relive binary runs");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A parsed HTTP/1.1 response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    /// Header names lower-cased, in order.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends raw request bytes and reads the whole response (the request should say
+/// `Connection: close`).
+pub async fn raw(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).await.expect("relive accepts");
+    stream.write_all(request).await.expect("request is sent");
+    let mut out = Vec::new();
+    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut out))
+        .await
+        .expect("response arrives")
+        .expect("response is readable");
+    out
+}
+
+/// Sends raw request bytes and reads only the response head (for responses that keep the
+/// connection open).
+pub async fn raw_head(addr: SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).await.expect("relive accepts");
+    stream.write_all(request).await.expect("request is sent");
+    let mut out = Vec::new();
+    let mut byte = [0u8; 1];
+    while !out.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(PATIENCE, stream.read(&mut byte))
+            .await
+            .expect("response arrives")
+            .expect("response is readable");
+        if n == 0 {
+            break;
+        }
+        out.push(byte[0]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// GET `path` with extra headers; the body is de-chunked.
+pub async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Response {
+    request(addr, "GET", path, headers).await
+}
+
+/// A request with `method`, `Host` and `Connection: close` plus `headers`.
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Response {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    parse_response(&raw(addr, head.as_bytes()).await, method == "HEAD")
+}
+
+/// Headers a browser sends when it navigates to a page.
+pub const NAVIGATION: &[(&str, &str)] = &[
+    ("Accept", "text/html,application/xhtml+xml,*/*;q=0.8"),
+    ("Accept-Encoding", "gzip, deflate, br, zstd"),
+    ("Sec-Fetch-Mode", "navigate"),
+    ("Sec-Fetch-Dest", "document"),
+];
+
+pub fn parse_response(bytes: &[u8], head_only: bool) -> Response {
+    let split = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(bytes)));
+    let head = String::from_utf8_lossy(&bytes[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().expect("status line");
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let rest = &bytes[split + 4..];
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if head_only {
+        rest.to_vec()
+    } else if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_vec()
+    };
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
+        let size_text = String::from_utf8_lossy(&data[..line_end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16)
+            .expect("hex chunk size");
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+/// The token in a page's injected tag.
+pub fn token_of(page: &str) -> String {
+    let start = page.find("data-token=\"").expect("page has the relive tag") + 12;
+    page[start..][..page[start..].find('"').unwrap()].to_owned()
+}
+
+pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+/// Opens relive's WebSocket as the page at `/` would (same origin, its token).
+pub async fn connect_socket(addr: SocketAddr, query_extra: &str) -> Socket {
+    let page = get(addr, "/", NAVIGATION).await.text();
+    let token = token_of(&page);
+    let url = format!("ws://{addr}/__relive/ws?token={token}{query_extra}");
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
+            .expect("valid url");
+    request
+        .headers_mut()
+        .insert("origin", format!("http://{addr}").parse().unwrap());
+    let (socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("websocket connects");
+    socket
+}
+
+/// The next event (skipping pings) as JSON.
+pub async fn next_event(socket: &mut Socket) -> serde_json::Value {
+    loop {
+        let message = tokio::time::timeout(PATIENCE, socket.next())
+            .await
+            .expect("an event arrives in time")
+            .expect("socket stays open")
+            .expect("frame is valid");
+        if let Message::Text(text) = message {
+            let json: serde_json::Value = serde_json::from_str(&text).expect("events are JSON");
+            if json["type"] != "ping" {
+                return json;
+            }
+        }
+    }
+}
+
+/// Connects and consumes `hello`, returning the socket and the hello event.
+pub async fn connect_and_hello(addr: SocketAddr) -> (Socket, serde_json::Value) {
+    let mut socket = connect_socket(addr, "").await;
+    let hello = next_event(&mut socket).await;
+    assert_eq!(hello["type"], "hello", "{hello}");
+    (socket, hello)
+}
+
+/// Whether a tool that CI must have is missing here: skip loudly locally, fail under CI.
+pub fn require_tool(name: &str, present: bool) -> bool {
+    if present {
+        return true;
+    }
+    if std::env::var_os("CI").is_some_and(|v| v == "true") {
+        panic!("{name} is required under CI=true but was not found");
+    }
+    eprintln!("\n!!! SKIPPED: {name} not found; install it to run this test !!!\n");
+    false
+}

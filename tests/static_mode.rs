@@ -1,0 +1,270 @@
+//! Static mode: the real binary serving a temp folder.
+
+mod common;
+
+use std::path::Path;
+
+use common::{NAVIGATION, Relive, connect_and_hello, get, next_event, request};
+
+fn site() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir(root.join("css")).unwrap();
+    std::fs::write(
+        root.join("index.html"),
+        "<!doctype html><html><head><link rel=stylesheet href=/css/site.css></head><body><h1>hi</h1></body></html>",
+    )
+    .unwrap();
+    std::fs::write(root.join("css/site.css"), "h1 { color: red; }\n").unwrap();
+    std::fs::write(root.join("app.js"), "console.log('</body>');\n").unwrap();
+    std::fs::write(root.join("logo.bin"), common::upstream::binary()).unwrap();
+    std::fs::write(root.join(".env"), "SECRET=1\n").unwrap();
+    dir
+}
+
+fn start(root: &Path) -> Relive {
+    Relive::start(&[root.to_str().unwrap()], root)
+}
+
+#[tokio::test]
+async fn page_gets_exactly_one_client_tag_before_closing_body() {
+    let dir = site();
+    let relive = start(dir.path());
+    let page = get(relive.addr, "/", NAVIGATION).await;
+    assert_eq!(page.status, 200);
+    let text = page.text();
+    assert_eq!(text.matches("data-relive").count(), 1, "{text}");
+    assert!(
+        text.contains(r#"src="/__relive/client.js" data-relive data-token=""#),
+        "{text}"
+    );
+    assert!(text.ends_with("</script></body></html>"), "{text}");
+    assert_eq!(page.header("content-length"), None);
+    assert_eq!(page.header("transfer-encoding"), Some("chunked"));
+}
+
+#[tokio::test]
+async fn assets_are_byte_identical_to_the_files() {
+    let dir = site();
+    let relive = start(dir.path());
+    for (path, file) in [
+        ("/css/site.css", "css/site.css"),
+        ("/app.js", "app.js"),
+        ("/logo.bin", "logo.bin"),
+    ] {
+        let response = get(relive.addr, path, &[]).await;
+        assert_eq!(response.status, 200, "{path}");
+        assert_eq!(
+            response.body,
+            std::fs::read(dir.path().join(file)).unwrap(),
+            "{path}"
+        );
+        assert_eq!(
+            response.header("content-length"),
+            Some(response.body.len().to_string().as_str())
+        );
+    }
+}
+
+#[tokio::test]
+async fn missing_files_and_dotfiles_get_the_not_found_page() {
+    let dir = site();
+    let relive = start(dir.path());
+    for path in ["/missing.html", "/.env"] {
+        let response = get(relive.addr, path, NAVIGATION).await;
+        assert_eq!(response.status, 404, "{path}");
+        assert!(!response.text().contains("SECRET"));
+        assert_eq!(response.text().matches("data-relive").count(), 1);
+    }
+}
+
+#[tokio::test]
+async fn client_script_is_served_with_safe_headers() {
+    let dir = site();
+    let relive = start(dir.path());
+    let js = get(relive.addr, "/__relive/client.js", &[]).await;
+    assert_eq!(js.status, 200);
+    assert!(
+        js.header("content-type")
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert_eq!(
+        js.header("cross-origin-resource-policy"),
+        Some("same-origin")
+    );
+    assert_eq!(js.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(js.header("cache-control"), Some("no-store"));
+    assert!(js.text().contains("/__relive/ws"));
+    let head = request(relive.addr, "HEAD", "/", NAVIGATION).await;
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("content-length"),
+        None,
+        "HEAD must not promise the old length"
+    );
+}
+
+#[tokio::test]
+async fn html_write_sends_reload_and_css_write_sends_css() {
+    let dir = site();
+    let relive = start(dir.path());
+    let (mut socket, hello) = connect_and_hello(relive.addr).await;
+    assert_eq!(hello["data"]["protocol"], 1);
+
+    std::fs::write(dir.path().join("index.html"), "<p>changed</p>").unwrap();
+    let event = next_event(&mut socket).await;
+    assert_eq!(event["type"], "reload", "{event}");
+    assert_eq!(event["data"]["paths"], serde_json::json!(["/index.html"]));
+
+    std::fs::write(dir.path().join("css/site.css"), "h1 { color: blue; }\n").unwrap();
+    let event = next_event(&mut socket).await;
+    assert_eq!(event["type"], "css", "{event}");
+    assert_eq!(event["data"]["paths"], serde_json::json!(["/css/site.css"]));
+    assert!(event["id"].as_u64() > hello["id"].as_u64());
+}
+
+#[tokio::test]
+async fn a_burst_of_writes_gives_one_reload() {
+    let dir = site();
+    let relive = start(dir.path());
+    let (mut socket, _) = connect_and_hello(relive.addr).await;
+    std::fs::create_dir(dir.path().join("gen")).unwrap();
+    for i in 0..500 {
+        std::fs::write(dir.path().join(format!("gen/page{i}.html")), "x").unwrap();
+    }
+    let first = next_event(&mut socket).await;
+    assert_eq!(first["type"], "reload", "{first}");
+    // Had the burst been split, its rest would be sent next (or merge with this write into a
+    // reload). A lone css event proves the burst was one reload.
+    std::fs::write(dir.path().join("css/site.css"), "h1 { color: green; }\n").unwrap();
+    let second = next_event(&mut socket).await;
+    assert_eq!(
+        second["type"], "css",
+        "the burst produced more than one reload: {second}"
+    );
+}
+
+#[tokio::test]
+async fn ignored_files_do_not_reload() {
+    let dir = site();
+    let relive = Relive::start(
+        &[dir.path().to_str().unwrap(), "--ignore", "drafts/"],
+        dir.path(),
+    );
+    let (mut socket, _) = connect_and_hello(relive.addr).await;
+    std::fs::create_dir_all(dir.path().join("node_modules/pkg")).unwrap();
+    std::fs::write(dir.path().join("node_modules/pkg/index.js"), "x").unwrap();
+    std::fs::create_dir(dir.path().join("drafts")).unwrap();
+    std::fs::write(dir.path().join("drafts/post.html"), "x").unwrap();
+    std::fs::write(dir.path().join(".index.html.swp"), "x").unwrap();
+    std::fs::write(dir.path().join("index.html~"), "x").unwrap();
+    // Then a real change: it must be the first event, with nothing ignored in it.
+    std::fs::write(dir.path().join("css/site.css"), "h1 { color: teal; }\n").unwrap();
+    let event = next_event(&mut socket).await;
+    assert_eq!(event["type"], "css", "an ignored file caused {event}");
+}
+
+#[tokio::test]
+async fn reconnecting_client_gets_missed_events_and_restart_gets_reload() {
+    let dir = site();
+    let relive = start(dir.path());
+    let (mut socket, hello) = connect_and_hello(relive.addr).await;
+    let session = hello["session_id"].as_str().unwrap().to_owned();
+    let seen = hello["id"].as_u64().unwrap();
+    drop(socket.close(None).await);
+    std::fs::write(dir.path().join("index.html"), "<p>while away</p>").unwrap();
+    relive.wait_for_line("reload");
+
+    let mut back =
+        common::connect_socket(relive.addr, &format!("&session={session}&last_id={seen}")).await;
+    assert_eq!(next_event(&mut back).await["type"], "hello");
+    let missed = next_event(&mut back).await;
+    assert_eq!(missed["type"], "reload", "{missed}");
+    assert_eq!(missed["data"]["paths"], serde_json::json!(["/index.html"]));
+
+    let mut other = common::connect_socket(relive.addr, "&session=old-session&last_id=3").await;
+    assert_eq!(next_event(&mut other).await["type"], "hello");
+    let restart = next_event(&mut other).await;
+    assert_eq!(restart["type"], "reload", "{restart}");
+}
+
+#[tokio::test]
+async fn websocket_refuses_other_origins_and_wrong_tokens() {
+    let dir = site();
+    let relive = start(dir.path());
+    let page = get(relive.addr, "/", NAVIGATION).await.text();
+    let token = common::token_of(&page);
+    let upgrade = |origin: &str, token: &str| {
+        format!(
+            "GET /__relive/ws?token={token} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: {origin}\r\n\r\n",
+            relive.addr
+        )
+    };
+    let evil = common::raw_head(
+        relive.addr,
+        upgrade("http://evil.example", &token).as_bytes(),
+    )
+    .await;
+    assert!(evil.starts_with("HTTP/1.1 403"), "{evil}");
+    let own = format!("http://{}", relive.addr);
+    let wrong = common::raw_head(relive.addr, upgrade(&own, "nope").as_bytes()).await;
+    assert!(wrong.starts_with("HTTP/1.1 403"), "{wrong}");
+    let right = common::raw_head(relive.addr, upgrade(&own, &token).as_bytes()).await;
+    assert!(right.starts_with("HTTP/1.1 101"), "{right}");
+}
+
+#[tokio::test]
+async fn status_reports_the_session_and_clients() {
+    let dir = site();
+    let relive = start(dir.path());
+    let (_socket, hello) = connect_and_hello(relive.addr).await;
+    let status = get(relive.addr, "/__relive/status", &[]).await;
+    let json: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
+    assert_eq!(json["session_id"], hello["session_id"]);
+    assert_eq!(json["clients"], 1);
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_large_page_streams_without_memory_growing_with_it() {
+    fn peak_rss_kib(pid: u32) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+    let dir = site();
+    let line = format!("<p>{}</p>\n", "x".repeat(1017));
+    let mut page = String::from("<html><body>\n");
+    while page.len() < 64 * 1024 * 1024 {
+        page.push_str(&line);
+    }
+    page.push_str("</body></html>");
+    std::fs::write(dir.path().join("big.html"), &page).unwrap();
+    let relive = start(dir.path());
+    // Warm up (first request allocates the runtime's buffers), then measure the peak.
+    let small = get(relive.addr, "/", NAVIGATION).await;
+    assert_eq!(small.status, 200);
+    let before = peak_rss_kib(relive.pid());
+    let big = get(relive.addr, "/big.html", NAVIGATION).await;
+    assert_eq!(big.status, 200);
+    let text = big.text();
+    assert_eq!(text.matches("data-relive").count(), 1);
+    assert_eq!(big.body.len(), page.len() + tag_len(&text));
+    let after = peak_rss_kib(relive.pid());
+    let growth_mib = (after.saturating_sub(before)) / 1024;
+    eprintln!("peak RSS {before} KiB before, {after} KiB after streaming a 64 MiB page");
+    // Buffering the page whole would add at least 64 MiB; streaming adds a few chunks.
+    assert!(
+        growth_mib < 32,
+        "peak RSS grew by {growth_mib} MiB for a 64 MiB page"
+    );
+}
+
+fn tag_len(page: &str) -> usize {
+    let start = page.rfind("<script type=\"module\"").expect("tag present");
+    page[start..].find("</script>").unwrap() + "</script>".len()
+}
