@@ -62,11 +62,6 @@ impl Upstream {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
-
-    /// Stops accepting and drops the listener (existing connections end with the task).
-    pub fn stop(self) -> SocketAddr {
-        self.addr
-    }
 }
 
 pub fn gzip(data: &[u8]) -> Vec<u8> {

@@ -1,0 +1,225 @@
+//! Proxy mode: the real binary in front of an in-test upstream.
+
+mod common;
+
+use common::upstream::{PAGE, SCRIPT, Upstream, binary, gzip};
+use common::{NAVIGATION, Relive, get, next_event, request};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+fn start(upstream: &str) -> (tempfile::TempDir, Relive) {
+    let dir = tempfile::tempdir().unwrap();
+    let relive = Relive::start(&["--proxy", upstream], dir.path());
+    (dir, relive)
+}
+
+fn injected(page: &str) -> String {
+    let start = page.find("<script type=\"module\"").expect("tag present");
+    let end = start + page[start..].find("</script>").unwrap() + "</script>".len();
+    format!("{}{}", &page[..start], &page[end..])
+}
+
+#[tokio::test]
+async fn plain_chunked_gzip_and_http10_pages_get_one_tag() {
+    let upstream = Upstream::start().await;
+    let (_dir, relive) = start(&upstream.url());
+    for path in ["/plain", "/chunked", "/gzip", "/http10"] {
+        let page = get(relive.addr, path, NAVIGATION).await;
+        assert_eq!(page.status, 200, "{path}");
+        let text = page.text();
+        assert_eq!(text.matches("data-relive").count(), 1, "{path}: {text}");
+        assert!(text.contains("</script></body>"), "{path}: {text}");
+        assert_eq!(page.header("content-length"), None, "{path}");
+        assert_eq!(page.header("content-encoding"), None, "{path}");
+        let original = if path == "/chunked" {
+            "<html><body><p>chunked</p></body></html>".to_owned()
+        } else {
+            PAGE.to_owned()
+        };
+        assert_eq!(injected(&text), original, "{path}: nothing else may change");
+    }
+    let etag = get(relive.addr, "/plain", NAVIGATION).await;
+    assert_eq!(etag.header("etag"), Some("W/\"v1\""));
+}
+
+#[tokio::test]
+async fn page_requests_ask_the_upstream_for_identity() {
+    let upstream = Upstream::start().await;
+    let (_dir, relive) = start(&upstream.url());
+    get(relive.addr, "/plain", NAVIGATION).await;
+    let heads = upstream.heads.lock().unwrap().clone();
+    let head = heads.iter().find(|h| h.starts_with("GET /plain")).unwrap();
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("accept-encoding: identity"),
+        "{head}"
+    );
+    assert!(head.contains("x-forwarded-proto: http"), "{head}");
+}
+
+#[tokio::test]
+async fn non_html_responses_are_byte_identical() {
+    let upstream = Upstream::start().await;
+    let (_dir, relive) = start(&upstream.url());
+    let js = get(relive.addr, "/app.js", NAVIGATION).await;
+    assert_eq!(js.body, SCRIPT.as_bytes());
+    let gz = get(relive.addr, "/gzip.js", &[("Accept-Encoding", "gzip")]).await;
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    assert_eq!(gz.body, gzip(SCRIPT.as_bytes()));
+    let bin = get(relive.addr, "/data.bin", &[]).await;
+    assert_eq!(bin.body, binary());
+    assert_eq!(bin.header("content-length"), Some("70000"));
+}
+
+#[tokio::test]
+async fn script_requests_for_html_are_not_injected() {
+    let upstream = Upstream::start().await;
+    let (_dir, relive) = start(&upstream.url());
+    for headers in [
+        &[("Sec-Fetch-Mode", "cors"), ("Sec-Fetch-Dest", "empty")][..],
+        &[("HX-Request", "true")][..],
+        &[("X-Requested-With", "XMLHttpRequest")][..],
+        &[("RSC", "1")][..],
+    ] {
+        let fragment = get(relive.addr, "/fragment", headers).await;
+        assert_eq!(fragment.text(), "<li>partial</li>", "{headers:?}");
+    }
+}
+
+#[tokio::test]
+async fn request_target_reaches_the_upstream_byte_exact() {
+    let upstream = Upstream::start().await;
+    let (_dir, relive) = start(&upstream.url());
+    let targets = [
+        "/a/%2e%2e/b%2Fc?x=1&y=%20z",
+        "/caf%C3%A9/./page?q=a+b",
+        "/double//slash?",
+    ];
+    for target in targets {
+        let response = get(relive.addr, target, &[]).await;
+        assert_eq!(
+            response.text(),
+            target,
+            "the upstream saw a different target"
+        );
+    }
+}
+
+#[tokio::test]
+async fn upstream_websockets_pass_through() {
+    let upstream = Upstream::start().await;
+    let (_dir, relive) = start(&upstream.url());
+    let url = format!("ws://{}/ws/hmr?token=abc", relive.addr);
+    let (mut socket, response) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("upgrade through relive");
+    assert_eq!(response.status(), 101);
+    socket.send(Message::text("hi")).await.unwrap();
+    let reply = socket.next().await.unwrap().unwrap();
+    assert_eq!(reply.into_text().unwrap().as_str(), "echo: hi");
+    assert!(
+        upstream
+            .targets
+            .lock()
+            .unwrap()
+            .contains(&"/ws/hmr?token=abc".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn relive_endpoints_are_not_forwarded() {
+    let upstream = Upstream::start().await;
+    let (_dir, relive) = start(&upstream.url());
+    let js = get(relive.addr, "/__relive/client.js", &[]).await;
+    assert!(js.text().contains("__relive/ws"));
+    assert!(
+        upstream.targets.lock().unwrap().is_empty(),
+        "relive's own paths must never reach the upstream"
+    );
+}
+
+#[tokio::test]
+async fn a_20_mb_page_streams_through_intact() {
+    let upstream = Upstream::start().await;
+    let (_dir, relive) = start(&upstream.url());
+    let page = get(relive.addr, "/big?mb=20", NAVIGATION).await;
+    assert_eq!(page.status, 200);
+    let text = page.text();
+    assert!(text.len() > 20 * 1000 * 1000);
+    assert_eq!(text.matches("data-relive").count(), 1);
+    assert!(text.ends_with("</script></body></html>"));
+}
+
+#[tokio::test]
+async fn down_upstream_gets_the_waiting_page_and_tabs_reload_when_it_is_back() {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (_dir, relive) = start(&format!("http://{addr}"));
+
+    let page = get(relive.addr, "/", NAVIGATION).await;
+    assert_eq!(page.status, 502);
+    assert!(page.text().contains("Waiting for"), "{}", page.text());
+    assert_eq!(page.text().matches("data-relive").count(), 1);
+    let asset = get(relive.addr, "/app.js", &[]).await;
+    assert_eq!(asset.status, 502);
+
+    let token = common::token_of(&page.text());
+    let mut socket = socket_with_token(relive.addr, &token).await;
+    assert_eq!(next_event(&mut socket).await["type"], "hello");
+
+    let _back = Upstream::start_on(addr).await;
+    let event = next_event(&mut socket).await;
+    assert_eq!(event["type"], "reload", "{event}");
+    let page = get(relive.addr, "/plain", NAVIGATION).await;
+    assert_eq!(page.status, 200);
+}
+
+async fn socket_with_token(addr: std::net::SocketAddr, token: &str) -> common::Socket {
+    let url = format!("ws://{addr}/__relive/ws?token={token}");
+    tokio_tungstenite::connect_async(url)
+        .await
+        .expect("relive socket")
+        .0
+}
+
+#[tokio::test]
+async fn head_and_connect_are_handled() {
+    let upstream = Upstream::start().await;
+    let (_dir, relive) = start(&upstream.url());
+    let head = request(relive.addr, "HEAD", "/plain", NAVIGATION).await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), None);
+    let connect = common::raw(
+        relive.addr,
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let connect = String::from_utf8_lossy(&connect);
+    assert!(!connect.starts_with("HTTP/1.1 2"), "{connect}");
+    assert!(
+        !upstream
+            .targets
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|t| t.contains("example.com")),
+        "CONNECT must not reach anything"
+    );
+}
+
+#[tokio::test]
+async fn watched_paths_reload_in_proxy_mode_too() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("templates")).unwrap();
+    let relive = Relive::start(
+        &["--proxy", &upstream.url(), "--watch", "templates"],
+        dir.path(),
+    );
+    let (mut socket, _) = common::connect_and_hello(relive.addr).await;
+    std::fs::write(dir.path().join("templates/base.html"), "x").unwrap();
+    let event = next_event(&mut socket).await;
+    assert_eq!(event["type"], "reload", "{event}");
+}
