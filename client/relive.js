@@ -70,7 +70,30 @@ function scheduleReconnect() {
   const delay = base / 2 + Math.random() * (base / 2);
   state.attempts += 1;
   if (state.attempts === 1) log("connection lost; reconnecting…");
-  retryTimer = setTimeout(connect, document.hidden ? Math.max(delay, MAX_RETRY_MS) : delay);
+  retryTimer = setTimeout(reconnect, document.hidden ? Math.max(delay, MAX_RETRY_MS) : delay);
+}
+
+// Before reopening the socket, ask relive whether it is the same process: a restarted relive
+// has a new token (the one in this page no longer opens the socket) and may serve changed
+// files, so the page reloads to pick up both.
+async function reconnect() {
+  retryTimer = null;
+  if (state.session !== null) {
+    let status;
+    try {
+      const response = await fetch("/__relive/status", { cache: "no-store" });
+      if (!response.ok) throw new Error(`status ${response.status}`);
+      status = await response.json();
+    } catch {
+      scheduleReconnect();
+      return;
+    }
+    if (status.session_id !== state.session) {
+      reload("relive restarted");
+      return;
+    }
+  }
+  connect();
 }
 
 function handle(ws, event) {
@@ -198,10 +221,13 @@ addEventListener("pagehide", () => {
   }
 });
 addEventListener("pageshow", (event) => {
-  if (event.persisted) connect();
+  if (event.persisted) reconnect();
 });
 document.addEventListener("visibilitychange", () => {
-  if (!document.hidden && retryTimer !== null) connect();
+  if (!document.hidden && retryTimer !== null) {
+    clearTimeout(retryTimer);
+    reconnect();
+  }
 });
 
 restoreScroll();

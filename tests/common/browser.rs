@@ -146,7 +146,10 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("the page never satisfied `{expression}`");
+        let status = self
+            .eval("JSON.stringify(globalThis.__relive ?? null) + ' ' + location.href")
+            .await;
+        panic!("the page never satisfied `{expression}` (client: {status})");
     }
 
     /// Waits until the page is loaded and relive's client is connected.

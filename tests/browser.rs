@@ -1,0 +1,175 @@
+//! The browser client in real headless Chromium: reload, CSS swap without reload, recovery
+//! after relive restarts, and proxy mode in front of a real Python server.
+
+mod common;
+
+use common::Relive;
+use common::browser::Browser;
+
+fn site() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("css")).unwrap();
+    std::fs::write(
+        dir.path().join("index.html"),
+        "<!doctype html><html><head><link rel=stylesheet href=/css/site.css></head>\
+         <body><h1>first</h1><div style='height:5000px'></div></body></html>",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("css/site.css"),
+        "h1 { color: rgb(255, 0, 0); }\n",
+    )
+    .unwrap();
+    dir
+}
+
+const H1_COLOR: &str = "getComputedStyle(document.querySelector('h1')).color";
+
+#[tokio::test]
+async fn html_change_reloads_the_page_and_keeps_scroll() {
+    let Some(mut browser) = Browser::launch().await else {
+        return;
+    };
+    let dir = site();
+    let relive = Relive::start(&["."], dir.path());
+    browser.navigate(&relive.url("/")).await;
+    browser.wait_connected().await;
+    browser
+        .eval("scrollTo(0, 1200); window.marker = 'before';")
+        .await;
+
+    std::fs::write(
+        dir.path().join("index.html"),
+        "<!doctype html><html><head><link rel=stylesheet href=/css/site.css></head>\
+         <body><h1>second</h1><div style='height:5000px'></div></body></html>",
+    )
+    .unwrap();
+    browser
+        .wait_until("document.querySelector('h1')?.textContent === 'second'")
+        .await;
+    browser.wait_connected().await;
+    assert_eq!(
+        browser.eval("window.marker === undefined").await,
+        true,
+        "a real reload"
+    );
+    browser.wait_until("scrollY === 1200").await;
+}
+
+#[tokio::test]
+async fn css_change_swaps_stylesheet_without_reload() {
+    let Some(mut browser) = Browser::launch().await else {
+        return;
+    };
+    let dir = site();
+    let relive = Relive::start(&["."], dir.path());
+    browser.navigate(&relive.url("/")).await;
+    browser.wait_connected().await;
+    assert_eq!(browser.eval(H1_COLOR).await, "rgb(255, 0, 0)");
+    browser.eval("window.marker = 'kept';").await;
+
+    std::fs::write(
+        dir.path().join("css/site.css"),
+        "h1 { color: rgb(0, 0, 255); }\n",
+    )
+    .unwrap();
+    browser
+        .wait_until(&format!("{H1_COLOR} === 'rgb(0, 0, 255)'"))
+        .await;
+    assert_eq!(
+        browser.eval("window.marker").await,
+        "kept",
+        "the page must not reload"
+    );
+    browser
+        .wait_until("document.querySelectorAll('link[rel=stylesheet]').length === 1")
+        .await;
+}
+
+#[tokio::test]
+async fn page_reloads_once_relive_is_back_after_a_restart() {
+    let Some(mut browser) = Browser::launch().await else {
+        return;
+    };
+    let dir = site();
+    let relive = Relive::start(&["."], dir.path());
+    let port = relive.addr.port().to_string();
+    browser.navigate(&relive.url("/")).await;
+    browser.wait_connected().await;
+    browser.eval("window.marker = 'before restart';").await;
+
+    drop(relive);
+    browser
+        .wait_until("globalThis.__relive.status === 'reconnecting'")
+        .await;
+    std::fs::write(
+        dir.path().join("index.html"),
+        "<!doctype html><html><body><h1>after restart</h1></body></html>",
+    )
+    .unwrap();
+    let _relive = Relive::start(&[".", "--port", &port, "--strict-port"], dir.path());
+    browser
+        .wait_until("document.querySelector('h1')?.textContent === 'after restart'")
+        .await;
+    assert_eq!(browser.eval("window.marker === undefined").await, true);
+}
+
+#[tokio::test]
+async fn proxy_mode_in_front_of_python_http_server_reloads_on_change() {
+    let python = std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !common::require_tool("python3", python) {
+        return;
+    }
+    let Some(mut browser) = Browser::launch().await else {
+        return;
+    };
+    let dir = site();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let relive = Relive::start(
+        &[
+            "--proxy",
+            &format!("http://127.0.0.1:{port}"),
+            "--watch",
+            ".",
+        ],
+        dir.path(),
+    );
+    // The upstream may still be starting: relive's waiting page reloads by itself.
+    browser.navigate(&relive.url("/")).await;
+    browser
+        .wait_until("document.querySelector('h1')?.textContent === 'first'")
+        .await;
+    browser.wait_connected().await;
+    browser.eval("window.marker = 1;").await;
+    std::fs::write(
+        dir.path().join("index.html"),
+        "<!doctype html><html><body><h1>edited</h1></body></html>",
+    )
+    .unwrap();
+    browser
+        .wait_until("document.querySelector('h1')?.textContent === 'edited'")
+        .await;
+    assert_eq!(browser.eval("window.marker === undefined").await, true);
+    let _ = server.kill();
+    let _ = server.wait();
+}
