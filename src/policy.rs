@@ -174,17 +174,19 @@ mod tests {
         ("sec-fetch-dest", "document"),
     ];
 
+    type Case<'a> = (
+        &'a str,
+        Method,
+        &'a [(&'a str, &'a str)],
+        u16,
+        &'a [(&'a str, &'a str)],
+        Injection,
+    );
+
     #[test]
     fn decisions_table() {
         use Injection::*;
-        let cases: &[(
-            &str,
-            Method,
-            &[(&str, &str)],
-            u16,
-            &[(&str, &str)],
-            Injection,
-        )] = &[
+        let cases: &[Case] = &[
             ("plain page", Method::GET, NAVIGATION, 200, HTML, Inject),
             (
                 "page without fetch metadata",

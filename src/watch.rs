@@ -401,10 +401,15 @@ impl WatchLoop {
             if self.rules[index].is_ignored(&path, is_dir) {
                 continue;
             }
-            if is_dir && matches!(event.kind, EventKind::Create(_) | EventKind::Modify(_)) {
-                if let Err(error) = self.watch_tree(index, &path) {
-                    tracing::warn!("cannot watch new directory {}: {error}", path.display());
-                }
+            let appeared = matches!(
+                event.kind,
+                EventKind::Create(_) | EventKind::Modify(notify::event::ModifyKind::Name(_))
+            );
+            if is_dir
+                && appeared
+                && let Err(error) = self.watch_tree(index, &path)
+            {
+                tracing::warn!("cannot watch new directory {}: {error}", path.display());
             }
             debouncer.add(path, now);
         }
