@@ -26,7 +26,11 @@ fn page(size: usize) -> Vec<u8> {
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("inject");
-    for (label, size) in [("10KB", 10 * 1024), ("1MB", 1024 * 1024), ("50MB", 50 * 1024 * 1024)] {
+    for (label, size) in [
+        ("10KB", 10 * 1024),
+        ("1MB", 1024 * 1024),
+        ("50MB", 50 * 1024 * 1024),
+    ] {
         let input = page(size);
         group.throughput(Throughput::Bytes(input.len() as u64));
         if size > 1024 * 1024 {

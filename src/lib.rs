@@ -19,9 +19,11 @@
 //! - `origin`: relive's internal HTTP app (client.js, WebSocket, status, static files).
 //! - `pages`: relive's own HTML pages (upstream down, not found).
 //! - `policy`: which responses are page navigations that get the client.
+//! - `poll`: the stat-based poller for file systems without change notifications.
 //! - `protocol`: the wire messages between relive and the browser.
 //! - `proxy`: the pingora front door.
 //! - `static_files`: serving a folder safely.
+//! - `tunnel`: relays WebSocket and other upgrades between browser and peer.
 //! - `watch`: notify, ignore rules, debouncing and classification of changes.
 //! - `ws`: the `/__relive/ws` endpoint.
 #![forbid(unsafe_code)]
@@ -37,9 +39,11 @@ pub mod log;
 pub mod origin;
 pub mod pages;
 pub mod policy;
+pub mod poll;
 pub mod protocol;
 pub mod proxy;
 pub mod static_files;
+pub mod tunnel;
 pub mod watch;
 pub mod ws;
 

@@ -26,6 +26,7 @@ use crate::decode::{ContentCoding, Decoder};
 use crate::inject::Injector;
 use crate::pages;
 use crate::policy::{self, Injection};
+use crate::tunnel;
 
 /// The reserved prefix for relive's own endpoints.
 pub const RESERVED_PREFIX: &str = "/__relive/";
@@ -56,6 +57,16 @@ impl Upstream {
 
     pub fn addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// Every address, the one that answered last first.
+    fn addrs_current_first(&self) -> Vec<SocketAddr> {
+        let start = self.current.load(Ordering::Relaxed) % self.addrs.len();
+        self.addrs[start..]
+            .iter()
+            .chain(&self.addrs[..start])
+            .copied()
+            .collect()
     }
 
     fn current_addr(&self) -> SocketAddr {
@@ -142,6 +153,10 @@ impl ProxyHttp for FrontDoor {
         }
         ctx.to_origin =
             self.upstream.is_none() || session.req_header().uri.path().starts_with(RESERVED_PREFIX);
+        if is_tunnelable_upgrade(session.req_header()) {
+            self.tunnel(session, ctx).await?;
+            return Ok(true);
+        }
         Ok(false)
     }
 
@@ -205,36 +220,12 @@ impl ProxyHttp for FrontDoor {
         if policy::wants_page(&request.method, &request.headers) {
             request.insert_header(header::ACCEPT_ENCODING, "identity")?;
         }
-        let is_h2c = request
-            .headers
-            .get(header::UPGRADE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("h2c"));
-        if is_h2c {
+        if upgrade_is(request, "h2c") {
             request.remove_header(&header::UPGRADE);
             request.remove_header("http2-settings");
             request.remove_header(&header::CONNECTION);
         }
-        let client_ip = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip().to_string());
-        let host = request
-            .headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        request.remove_header("forwarded");
-        request.remove_header("x-forwarded-for");
-        request.remove_header("x-forwarded-host");
-        request.insert_header("x-forwarded-proto", "http")?;
-        if let Some(ip) = client_ip {
-            request.insert_header("x-forwarded-for", ip)?;
-        }
-        if let Some(host) = host {
-            request.insert_header("x-forwarded-host", host)?;
-        }
-        Ok(())
+        set_forwarded(session, request)
     }
 
     /// Edits the response head on its way to the browser. For a page: decides how to decode,
@@ -388,7 +379,70 @@ impl ProxyHttp for FrontDoor {
     }
 }
 
+/// Whether the request's `Upgrade` header names `protocol`.
+fn upgrade_is(request: &RequestHeader, protocol: &str) -> bool {
+    request
+        .headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|p| p.trim().eq_ignore_ascii_case(protocol))
+        })
+}
+
+/// Upgrades relive tunnels itself: HTTP/1.1, an `Upgrade` other than `h2c`, and no request
+/// body (WebSocket handshakes never have one).
+fn is_tunnelable_upgrade(request: &RequestHeader) -> bool {
+    request.version == Version::HTTP_11
+        && request.headers.contains_key(header::UPGRADE)
+        && !upgrade_is(request, "h2c")
+        && !request.headers.contains_key(header::CONTENT_LENGTH)
+        && !request.headers.contains_key(header::TRANSFER_ENCODING)
+}
+
+/// Sets `X-Forwarded-For/Host/Proto` from what relive saw, replacing any the client sent.
+fn set_forwarded(session: &Session, request: &mut RequestHeader) -> Result<()> {
+    let client_ip = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip().to_string());
+    let host = request
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    request.remove_header("forwarded");
+    request.remove_header("x-forwarded-for");
+    request.remove_header("x-forwarded-host");
+    request.insert_header("x-forwarded-proto", "http")?;
+    if let Some(ip) = client_ip {
+        request.insert_header("x-forwarded-for", ip)?;
+    }
+    if let Some(host) = host {
+        request.insert_header("x-forwarded-host", host)?;
+    }
+    Ok(())
+}
+
 impl FrontDoor {
+    /// Forwards an upgrade request through relive's own tunnel (see `tunnel`).
+    async fn tunnel(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        let mut request = session.req_header().clone();
+        set_forwarded(session, &mut request)?;
+        match self.upstream_for(ctx) {
+            Some(upstream) => {
+                let addrs = upstream.addrs_current_first();
+                let answered = tunnel::forward(session, &request, &addrs).await?;
+                upstream.mark_up(answered);
+            }
+            None => {
+                tunnel::forward(session, &request, &[self.origin]).await?;
+            }
+        }
+        Ok(())
+    }
+
     fn start_rewrite(
         &self,
         response: &mut ResponseHeader,

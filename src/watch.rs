@@ -244,8 +244,10 @@ type Changes = mpsc::Receiver<notify::Result<notify::Event>>;
 struct WatchLoop {
     roots: Vec<PathBuf>,
     rules: Vec<Arc<IgnoreRules>>,
-    watcher: Box<dyn Watcher + Send>,
-    polling: bool,
+    /// The native watcher; `None` while polling.
+    watcher: Option<Box<dyn Watcher + Send>>,
+    /// The polling thread, when polling.
+    poller: Option<std::thread::JoinHandle<()>>,
     settings: WatchSettings,
 }
 
@@ -268,72 +270,75 @@ pub async fn spawn(
         .map(|root| IgnoreRules::new(root, &settings.ignore).map(Arc::new))
         .collect::<Result<Vec<_>, _>>()?;
     let (sender, changes) = mpsc::channel(4096);
-    let (watcher, polling) = new_watcher(&settings, sender.clone(), settings.poll)?;
     let mut state = WatchLoop {
         roots,
         rules,
-        watcher,
-        polling,
+        watcher: None,
+        poller: None,
         settings,
     };
-    state.watch_all(sender).await?;
+    if !state.settings.poll {
+        state.watch_natively(sender.clone());
+    }
+    if state.watcher.is_none() {
+        let roots = state
+            .roots
+            .iter()
+            .cloned()
+            .zip(state.rules.iter().cloned())
+            .collect();
+        let interval = state.settings.poll_interval;
+        let poller =
+            crate::poll::spawn(roots, interval, sender, shutdown.clone()).map_err(|source| {
+                WatchError::Path {
+                    path: PathBuf::from("(poller thread)"),
+                    source,
+                }
+            })?;
+        state.poller = Some(poller);
+    }
     Ok(tokio::spawn(state.run(changes, hub, shutdown)))
 }
 
-fn new_watcher(
-    settings: &WatchSettings,
-    sender: mpsc::Sender<notify::Result<notify::Event>>,
-    poll: bool,
-) -> Result<(Box<dyn Watcher + Send>, bool), notify::Error> {
-    // The handler runs on notify's own thread, outside the runtime, so it may block; a full
-    // channel then slows notify down instead of losing events.
-    let handler = move |event| {
-        let _ = sender.blocking_send(event);
-    };
-    if poll {
-        let config = notify::Config::default().with_poll_interval(settings.poll_interval);
-        return Ok((Box::new(notify::PollWatcher::new(handler, config)?), true));
-    }
-    Ok((
-        Box::new(notify::RecommendedWatcher::new(
-            handler,
-            notify::Config::default(),
-        )?),
-        false,
-    ))
-}
-
 impl WatchLoop {
-    /// Watches every root and every directory below it that is not ignored. When the native
-    /// watcher runs out of watches, switches to polling and starts over.
-    async fn watch_all(
-        &mut self,
-        sender: mpsc::Sender<notify::Result<notify::Event>>,
-    ) -> Result<(), WatchError> {
-        for index in 0..self.roots.len() {
-            let root = self.roots[index].clone();
-            if let Err(error) = self.watch_tree(index, &root) {
-                if self.polling {
-                    return Err(error.into());
-                }
-                tracing::warn!(
-                    "native file watching failed ({error}); falling back to polling every {} ms. {}",
-                    self.settings.poll_interval.as_millis(),
-                    "On Linux, raise the limit with: sudo sysctl fs.inotify.max_user_watches=524288"
-                );
-                let (watcher, _) = new_watcher(&self.settings, sender.clone(), true)?;
-                self.watcher = watcher;
-                self.polling = true;
-                return Box::pin(self.watch_all(sender)).await;
-            }
+    /// Watches every root and every directory below it that is not ignored with the OS's
+    /// notifications. When that fails (no inotify, out of watches), says so and leaves
+    /// `watcher` empty so the caller polls instead.
+    fn watch_natively(&mut self, sender: mpsc::Sender<notify::Result<notify::Event>>) {
+        // The handler runs on notify's own thread, outside the runtime, so it may block; a
+        // full channel then slows notify down instead of losing events.
+        let handler = move |event| {
+            let _ = sender.blocking_send(event);
+        };
+        let result = notify::RecommendedWatcher::new(handler, notify::Config::default())
+            .map_err(|e| e.to_string())
+            .and_then(|watcher| {
+                self.watcher = Some(Box::new(watcher));
+                (0..self.roots.len()).try_for_each(|index| {
+                    let root = self.roots[index].clone();
+                    self.watch_tree(index, &root)
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                })
+            });
+        if let Err(error) = result {
+            self.watcher = None;
+            self.settings.poll = true;
+            tracing::warn!(
+                "native file watching failed ({error}); polling every {} ms instead. On Linux, \
+                 raise the limit with: sudo sysctl fs.inotify.max_user_watches=524288",
+                self.settings.poll_interval.as_millis()
+            );
         }
-        Ok(())
     }
 
     /// Watches `dir` and the directories below it that the rules of root `index` keep.
     fn watch_tree(&mut self, index: usize, dir: &Path) -> Result<usize, notify::Error> {
+        let Some(watcher) = self.watcher.as_mut() else {
+            return Ok(0);
+        };
         if !dir.is_dir() {
-            self.watcher.watch(dir, RecursiveMode::NonRecursive)?;
+            watcher.watch(dir, RecursiveMode::NonRecursive)?;
             return Ok(1);
         }
         let mut count = 0;
@@ -347,10 +352,7 @@ impl WatchLoop {
             })
             .build();
         for entry in walker.flatten() {
-            match self
-                .watcher
-                .watch(entry.path(), RecursiveMode::NonRecursive)
-            {
+            match watcher.watch(entry.path(), RecursiveMode::NonRecursive) {
                 Ok(()) => count += 1,
                 Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => return Err(e),
                 // A directory that vanished or cannot be read is simply not watched.
@@ -369,11 +371,11 @@ impl WatchLoop {
         loop {
             let deadline = debouncer.deadline();
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => break,
                 change = changes.recv() => match change {
                     Some(Ok(event)) => self.record(event, &mut debouncer),
                     Some(Err(error)) => tracing::warn!("file watching error: {error}"),
-                    None => return,
+                    None => break,
                 },
                 _ = sleep_until(deadline) => {
                     if let Some(batch) = debouncer.take_due(Instant::now()) {
@@ -381,6 +383,11 @@ impl WatchLoop {
                     }
                 }
             }
+        }
+        // The poller notices the cancellation (or the closed channel) within one interval.
+        drop(changes);
+        if let Some(poller) = self.poller.take() {
+            let _ = tokio::task::spawn_blocking(move || poller.join()).await;
         }
     }
 
@@ -425,9 +432,13 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 fn publish(batch: &Batch, roots: &[PathBuf], hub: &Hub) {
     let event = classify(batch, roots);
+    let tabs = match hub.subscribers() {
+        1 => "1 tab".to_owned(),
+        n => format!("{n} tabs"),
+    };
     match &event {
-        Event::Css { paths } => tracing::info!("css     {}", paths.join(", ")),
-        Event::Reload { reason, .. } => tracing::info!("reload  {reason}"),
+        Event::Css { paths } => tracing::info!("css     {} → {tabs}", paths.join(", ")),
+        Event::Reload { reason, .. } => tracing::info!("reload  {reason} → {tabs}"),
         _ => {}
     }
     hub.publish(event);

@@ -146,6 +146,35 @@ async fn a_burst_of_writes_gives_one_reload() {
 }
 
 #[tokio::test]
+async fn polling_detects_changes_too() {
+    let dir = site();
+    let relive = Relive::start(&[dir.path().to_str().unwrap(), "--poll"], dir.path());
+    relive.wait_for_line("(polling)");
+    let (mut socket, _) = connect_and_hello(relive.addr).await;
+    std::fs::write(dir.path().join("index.html"), "<p>polled</p>").unwrap();
+    let event = next_event(&mut socket).await;
+    assert_eq!(event["type"], "reload", "{event}");
+    assert_eq!(event["data"]["paths"], serde_json::json!(["/index.html"]));
+}
+
+#[tokio::test]
+async fn new_folders_are_watched_as_they_appear() {
+    let dir = site();
+    let relive = start(dir.path());
+    let (mut socket, _) = connect_and_hello(relive.addr).await;
+    std::fs::create_dir(dir.path().join("blog")).unwrap();
+    let first = next_event(&mut socket).await;
+    assert_eq!(first["type"], "reload", "{first}");
+    std::fs::write(dir.path().join("blog/post.html"), "<p>new</p>").unwrap();
+    let event = next_event(&mut socket).await;
+    assert_eq!(
+        event["data"]["paths"],
+        serde_json::json!(["/blog/post.html"]),
+        "{event}"
+    );
+}
+
+#[tokio::test]
 async fn ignored_files_do_not_reload() {
     let dir = site();
     let relive = Relive::start(

@@ -64,7 +64,7 @@ impl Relive {
 
     pub fn try_start(args: &[&str], cwd: &Path) -> Result<Relive, StartFailure> {
         let mut all: Vec<&str> = args.to_vec();
-        all.extend(["--log-format", "json"]);
+        all.extend(["--log-format", "json", "-v"]);
         if !args.iter().any(|a| *a == "--port" || *a == "-p") {
             all.extend(["--port", "0"]);
         }
@@ -140,6 +140,12 @@ impl Drop for Relive {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- relive's log after start ---");
+            while let Ok(line) = self.lines.try_recv() {
+                eprintln!("{line}");
+            }
+        }
     }
 }
 

@@ -1,0 +1,213 @@
+//! tunnel: forwards HTTP/1.1 upgrade requests (WebSockets: relive's own, Vite's and Next's HMR,
+//! any user socket) from the front door to their peer and pipes bytes both ways.
+//!
+//! pingora 0.9 proxies upgrades itself but tears a tunnel down right after the `101` when the
+//! peer answers before pingora has forwarded the request's empty body (cloudflare/pingora#946;
+//! a fast local peer on a busy machine hits it), so the front door hands upgrades here instead.
+//! The request goes out exactly as it came in (target, headers, header case), with relive's
+//! `X-Forwarded-*`; the peer's answer comes back exactly as sent.
+//!
+//! Must never: open a tunnel before the peer answered `101`, or forward more than one request
+//! on the peer connection.
+
+use std::net::SocketAddr;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::Session;
+use pingora::{Error, ErrorType, Result};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The most a peer's response head may take.
+const MAX_HEAD: usize = 64 * 1024;
+const MAX_HEADERS: usize = 128;
+
+fn upstream_error(context: &str, cause: impl std::fmt::Display) -> Box<Error> {
+    let mut error = Error::explain(ErrorType::ConnectError, format!("{context}: {cause}"));
+    error.esource = pingora::ErrorSource::Upstream;
+    error
+}
+
+/// The request head as it goes to the peer: the original method, target and headers.
+pub fn request_head(request: &RequestHeader) -> BytesMut {
+    let mut head = BytesMut::with_capacity(512);
+    head.put_slice(request.method.as_str().as_bytes());
+    head.put_slice(b" ");
+    head.put_slice(request.raw_path());
+    head.put_slice(b" HTTP/1.1\r\n");
+    request.header_to_h1_wire(&mut head);
+    head.put_slice(b"\r\n");
+    head
+}
+
+/// Parses a response head; returns it and how many bytes of `buf` it took, or `None` when
+/// more bytes are needed.
+pub fn parse_response_head(buf: &[u8]) -> Result<Option<(ResponseHeader, usize)>> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    let length = match response.parse(buf) {
+        Ok(httparse::Status::Complete(length)) => length,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(upstream_error("malformed response head from the peer", e)),
+    };
+    let status = response.code.unwrap_or(502);
+    let mut head = ResponseHeader::build(status, Some(response.headers.len()))?;
+    if let Some(reason) = response.reason {
+        head.set_reason_phrase(Some(reason))?;
+    }
+    for header in response.headers.iter() {
+        head.append_header(header.name.to_owned(), header.value)?;
+    }
+    Ok(Some((head, length)))
+}
+
+/// Connects to the first address that answers.
+async fn connect(addrs: &[SocketAddr]) -> Result<(TcpStream, SocketAddr)> {
+    let mut last_error = None;
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                return Ok((stream, *addr));
+            }
+            Err(error) => last_error = Some(error),
+        }
+    }
+    let error = last_error.map_or_else(|| "no address".to_owned(), |e| e.to_string());
+    let mut error = Error::explain(ErrorType::ConnectRefused, error);
+    error.esource = pingora::ErrorSource::Upstream;
+    Err(error)
+}
+
+/// Sends `request` to one of `addrs` and relays the exchange: the peer's response head, and
+/// then either the upgraded byte stream both ways or the peer's refusal with its body.
+/// Returns the address that answered.
+pub async fn forward(
+    session: &mut Session,
+    request: &RequestHeader,
+    addrs: &[SocketAddr],
+) -> Result<SocketAddr> {
+    let (mut peer, addr) = connect(addrs).await?;
+    peer.write_all(&request_head(request))
+        .await
+        .map_err(|e| upstream_error("sending the upgrade request", e))?;
+
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let (head, length) = loop {
+        if peer
+            .read_buf(&mut buf)
+            .await
+            .map_err(|e| upstream_error("reading the upgrade response", e))?
+            == 0
+        {
+            return Err(upstream_error(
+                "upgrade response",
+                "the peer closed the connection",
+            ));
+        }
+        if let Some(parsed) = parse_response_head(&buf)? {
+            break parsed;
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(upstream_error("upgrade response", "head too large"));
+        }
+    };
+    let rest = buf.split_off(length).freeze();
+    let switching = head.status.as_u16() == 101;
+    // One exchange per peer connection, and the downstream connection ends with the tunnel.
+    session.set_keepalive(None);
+    session.write_response_header(Box::new(head), false).await?;
+    if !rest.is_empty() {
+        session.write_response_body(Some(rest), false).await?;
+    }
+    if switching {
+        pipe(session, peer).await;
+    } else {
+        // A refusal (403 from a host check, 404…): relay its body until the peer closes.
+        relay_until_close(session, peer).await?;
+    }
+    Ok(addr)
+}
+
+/// Copies bytes both ways until either side closes. Errors here are just disconnects.
+async fn pipe(session: &mut Session, peer: TcpStream) {
+    let (mut from_peer, mut to_peer) = peer.into_split();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        // Both reads are cancel-safe: the one that loses the race has consumed nothing.
+        let step = tokio::select! {
+            read = from_peer.read(&mut buf) => Step::FromPeer(read),
+            body = session.read_request_body() => Step::FromClient(body),
+        };
+        let ok = match step {
+            Step::FromPeer(Ok(n)) if n > 0 => session
+                .write_response_body(Some(Bytes::copy_from_slice(&buf[..n])), false)
+                .await
+                .is_ok(),
+            Step::FromClient(Ok(Some(data))) => to_peer.write_all(&data).await.is_ok(),
+            _ => false,
+        };
+        if !ok {
+            break;
+        }
+    }
+    let _ = to_peer.shutdown().await;
+    let _ = session.write_response_body(None, true).await;
+}
+
+enum Step {
+    FromPeer(std::io::Result<usize>),
+    FromClient(Result<Option<Bytes>>),
+}
+
+async fn relay_until_close(session: &mut Session, mut peer: TcpStream) -> Result<()> {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match peer.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                session
+                    .write_response_body(Some(Bytes::copy_from_slice(&buf[..n])), false)
+                    .await?
+            }
+        }
+    }
+    session.write_response_body(None, true).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_head_keeps_target_and_headers_exactly() {
+        let mut request = RequestHeader::build("GET", b"/ws/%2e%2e/hmr?token=a%20b", None).unwrap();
+        request.append_header("Host", "localhost:5173").unwrap();
+        request
+            .append_header("Sec-WebSocket-Protocol", "vite-hmr")
+            .unwrap();
+        let head = request_head(&request);
+        let text = String::from_utf8(head.to_vec()).unwrap();
+        assert!(
+            text.starts_with("GET /ws/%2e%2e/hmr?token=a%20b HTTP/1.1\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Sec-WebSocket-Protocol: vite-hmr\r\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn response_head_parses_in_pieces() {
+        let raw = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: abc\r\n\r\n\x81\x02hi";
+        assert!(parse_response_head(&raw[..20]).unwrap().is_none());
+        let (head, length) = parse_response_head(raw).unwrap().unwrap();
+        assert_eq!(head.status.as_u16(), 101);
+        assert_eq!(head.headers.get("sec-websocket-accept").unwrap(), "abc");
+        assert_eq!(&raw[length..], b"\x81\x02hi");
+        assert!(parse_response_head(b"HTTP/1.1 abc\r\n\r\n").is_err());
+    }
+}
