@@ -6,7 +6,7 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use relive::inject::Injector;
+use relive::inject::{ClientTag, Injector};
 
 /// The chunk size pingora hands the body filter with typical upstreams.
 const CHUNK: usize = 16 * 1024;
@@ -38,7 +38,7 @@ fn bench(c: &mut Criterion) {
         }
         group.bench_with_input(BenchmarkId::new("lol_html", label), &input, |b, input| {
             b.iter(|| {
-                let mut injector = Injector::new("token", None, None);
+                let mut injector = Injector::new(&ClientTag::new("token"), None, None);
                 let mut total = 0;
                 for chunk in input.chunks(CHUNK) {
                     total += injector.write(black_box(chunk)).len();

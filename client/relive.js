@@ -1,37 +1,81 @@
 // relive browser client: served at /__relive/client.js and loaded by the one <script> tag
-// relive adds to each page. It keeps a WebSocket to relive open, reloads the page on `reload`,
-// swaps stylesheets in place on `css`, and reconnects with backoff, catching up on anything it
-// missed. No dependencies; holds no secret (the socket's token is on the tag in the page).
+// relive adds to each page. It keeps a connection to relive open (a WebSocket, or an event
+// stream where WebSockets are blocked), reloads the page on `reload` (keeping scroll positions
+// and typed form values), swaps stylesheets and images in place, reconnects with backoff and
+// catches up on what it missed, shows a small status badge, stops a reload loop, and reports
+// the page's runtime errors to relive's terminal.
+//
+// No dependencies, one global (`__relive`), never throws into the page, holds no secret (the
+// connection's token is on the tag in the page).
 
 const tag = document.querySelector("script[data-relive]");
-const token = tag ? tag.dataset.token || "" : "";
-const SCROLL_KEY = "relive:scroll";
+const token = (tag && tag.dataset.token) || "";
 const FIRST_RETRY_MS = 100;
-const MAX_RETRY_MS = 5000;
+const MAX_RETRY_MS = 3000;
+const HIDDEN_RETRY_MS = 10000;
+const MAX_ATTEMPTS = 10;
+const WS_FAILURES_BEFORE_FALLBACK = 3;
+const LOOP_LIMIT = 5;
+const LOOP_WINDOW_MS = 10000;
+const ERRORS_PER_WINDOW = 10;
+const STATE_KEY = "relive:state";
+const RELOADS_KEY = "relive:reloads";
 
-// Exposed for debugging and for relive's own browser tests; not an API.
+function safely(fn, fallback) {
+  try {
+    return fn();
+  } catch {
+    return fallback;
+  }
+}
+
+const debug =
+  (tag && tag.dataset.debug === "1") ||
+  safely(() => localStorage.getItem("relive_debug") === "1", false);
+const inFrame = window !== window.top;
+// A same-origin top page with its own relive client reloads for the whole tab.
+const topReloads = inFrame && safely(() => Boolean(window.top.__relive), false);
+const badgeWanted =
+  !inFrame &&
+  !(tag && tag.dataset.badge === "off") &&
+  new URLSearchParams(location.search).get("relive-badge") !== "off";
+
+// The one global: state for debugging (and relive's own browser tests), and two actions.
 const state = (globalThis.__relive = {
-  status: "connecting",
+  status: "connecting", // connecting | connected | reconnecting | disconnected | reloading
+  transport: "websocket", // websocket | event-stream
   session: null,
   lastId: null,
   attempts: 0,
   heartbeatMs: 30000,
   lastHeard: 0,
-  cssSwaps: 0,
+  rttMs: null,
+  updates: 0,
+  paused: false,
+  role: inFrame ? "frame" : "top",
+  retry: () => safely(retry),
+  resume: () => safely(resume),
+  // Debugging aids: drop the connection, and hold reconnecting while `debugHold` is true.
+  debugHold: false,
+  debugDrop: () => safely(() => dropConnection(true)),
 });
 
-let socket = null;
+let socket = null; // a WebSocket or an EventSource
 let retryTimer = null;
 let watchdog = null;
+let wsFailures = 0;
+let pendingReason = null;
 
 function log(...args) {
   console.info("%c[relive]", "color:#8250df", ...args);
 }
 
-function socketUrl() {
-  const url = new URL("/__relive/ws", location.href);
-  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+// ---------------------------------------------------------------- connection
+
+function connectionUrl(path) {
+  const url = new URL(path, location.href);
   url.search = "";
+  url.hash = "";
   url.searchParams.set("token", token);
   if (state.session !== null && state.lastId !== null) {
     url.searchParams.set("session", state.session);
@@ -43,193 +87,630 @@ function socketUrl() {
 function connect() {
   clearTimeout(retryTimer);
   retryTimer = null;
-  if (socket) return;
-  const ws = new WebSocket(socketUrl());
+  if (socket || state.status === "reloading") return;
+  if (state.transport === "event-stream") openEventStream();
+  else openWebSocket();
+}
+
+function openWebSocket() {
+  const url = connectionUrl("/__relive/ws");
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  let ws;
+  try {
+    ws = new WebSocket(url);
+  } catch {
+    wsFailures = WS_FAILURES_BEFORE_FALLBACK;
+    scheduleReconnect();
+    return;
+  }
+  let opened = false;
   socket = ws;
-  ws.onmessage = (message) => {
-    let event;
-    try {
-      event = JSON.parse(message.data);
-    } catch {
-      return;
-    }
-    handle(ws, event);
+  ws.onopen = () => {
+    opened = true;
+    wsFailures = 0;
   };
+  ws.onmessage = (message) => receive(message.data);
   ws.onclose = () => {
+    if (!opened) wsFailures += 1;
     if (socket !== ws) return;
     socket = null;
-    if (state.status !== "closed") scheduleReconnect();
+    scheduleReconnect();
   };
+}
+
+function openEventStream() {
+  const es = new EventSource(connectionUrl("/__relive/events"));
+  socket = es;
+  es.onmessage = (message) => receive(message.data);
+  es.onerror = () => {
+    // EventSource would retry by itself, without our resume position: take over.
+    es.close();
+    if (socket !== es) return;
+    socket = null;
+    scheduleReconnect();
+  };
+}
+
+function send(message) {
+  if (socket && socket instanceof WebSocket && socket.readyState === WebSocket.OPEN) {
+    socket.send(JSON.stringify(message));
+    return true;
+  }
+  return false;
+}
+
+function dropConnection(reconnect) {
+  const current = socket;
+  socket = null;
+  if (current) current.close();
+  if (reconnect) scheduleReconnect();
+}
+
+function retryDelay() {
+  // Exponential backoff with jitter: a quick first retry, then at most every few seconds,
+  // and slowly while the tab is hidden.
+  const base = Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** state.attempts);
+  const delay = base / 2 + Math.random() * (base / 2);
+  return document.hidden ? Math.max(delay, HIDDEN_RETRY_MS) : delay;
 }
 
 function scheduleReconnect() {
-  if (retryTimer !== null) return;
-  state.status = "reconnecting";
-  // Exponential backoff with jitter: quick first retry, then at most every few seconds.
-  const base = Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** state.attempts);
-  const delay = base / 2 + Math.random() * (base / 2);
+  if (retryTimer !== null || state.status === "reloading") return;
+  if (state.attempts >= MAX_ATTEMPTS) {
+    setStatus("disconnected");
+    return;
+  }
+  setStatus("reconnecting");
+  if (state.attempts === 0) log("connection lost; reconnecting…");
   state.attempts += 1;
-  if (state.attempts === 1) log("connection lost; reconnecting…");
-  retryTimer = setTimeout(reconnect, document.hidden ? Math.max(delay, MAX_RETRY_MS) : delay);
+  retryTimer = setTimeout(reconnect, retryDelay());
 }
 
-// Before reopening the socket, ask relive whether it is the same process: a restarted relive
-// has a new token (the one in this page no longer opens the socket) and may serve changed
-// files, so the page reloads to pick up both.
+// Before reopening the connection, ask relive whether it is the same process: a restarted
+// relive has a new token (the one in this page no longer opens the socket) and may serve
+// changed files, so the page reloads to pick up both.
 async function reconnect() {
   retryTimer = null;
-  if (state.session !== null) {
-    let status;
-    try {
-      const response = await fetch("/__relive/status", { cache: "no-store" });
-      if (!response.ok) throw new Error(`status ${response.status}`);
-      status = await response.json();
-    } catch {
-      scheduleReconnect();
-      return;
-    }
-    if (status.session_id !== state.session) {
-      reload("relive restarted");
-      return;
-    }
+  if (state.debugHold) {
+    retryTimer = setTimeout(reconnect, 50);
+    return;
+  }
+  let status;
+  try {
+    const response = await fetch("/__relive/status", { cache: "no-store" });
+    if (!response.ok) throw new Error(`status ${response.status}`);
+    status = await response.json();
+  } catch {
+    scheduleReconnect();
+    return;
+  }
+  if (state.session !== null && status.session_id !== state.session) {
+    reload("relive restarted");
+    return;
+  }
+  if (state.transport === "websocket" && wsFailures >= WS_FAILURES_BEFORE_FALLBACK) {
+    state.transport = "event-stream";
+    log("WebSocket unavailable (a proxy or extension may block it); using an event stream");
   }
   connect();
 }
 
-function handle(ws, event) {
-  state.lastHeard = Date.now();
-  switch (event.type) {
-    case "hello":
-      if (state.attempts > 0) log("reconnected");
-      else log("connected; this page reloads when its files change");
-      state.status = "connected";
-      state.attempts = 0;
-      state.session = event.session_id;
-      state.lastId = event.data.last_id;
-      state.heartbeatMs = event.data.heartbeat_ms || state.heartbeatMs;
-      startWatchdog(ws);
-      return;
-    case "ping":
-      ws.send(JSON.stringify({ type: "pong" }));
-      return;
-    case "reload":
-      state.lastId = event.id;
-      reload(event.data.reason);
-      return;
-    case "css":
-      state.lastId = event.id;
-      swapStylesheets(event.data.paths || []);
-      return;
-    default:
-      if (typeof event.id === "number") state.lastId = event.id;
-  }
+function retry() {
+  state.attempts = 0;
+  clearTimeout(retryTimer);
+  retryTimer = null;
+  setStatus("reconnecting");
+  reconnect();
 }
 
-// A socket that hears nothing (not even a ping) for two heartbeats is dead: reconnect.
-function startWatchdog(ws) {
+// A connection that hears nothing (not even a ping) for two heartbeats is dead.
+function startWatchdog(current) {
   clearInterval(watchdog);
   watchdog = setInterval(() => {
-    if (socket !== ws) return clearInterval(watchdog);
+    if (socket !== current) return clearInterval(watchdog);
     if (Date.now() - state.lastHeard > 2 * state.heartbeatMs) {
       clearInterval(watchdog);
-      socket = null;
-      ws.close();
-      scheduleReconnect();
+      dropConnection(true);
     }
   }, state.heartbeatMs);
 }
 
-function reload(reason) {
-  log(`reloading: ${reason}`);
-  state.status = "closed";
-  try {
-    sessionStorage.setItem(
-      SCROLL_KEY,
-      JSON.stringify({ url: location.href, x: scrollX, y: scrollY }),
-    );
-  } catch {
-    // Storage may be disabled; the reload still happens.
-  }
-  location.reload();
-}
+// ---------------------------------------------------------------- events
 
-function restoreScroll() {
-  let saved;
+function receive(data) {
+  let event;
   try {
-    saved = JSON.parse(sessionStorage.getItem(SCROLL_KEY) || "null");
-    sessionStorage.removeItem(SCROLL_KEY);
+    event = JSON.parse(data);
   } catch {
     return;
   }
-  if (!saved || saved.url !== location.href) return;
-  const apply = () => scrollTo(saved.x, saved.y);
-  if (document.readyState === "complete") apply();
-  else addEventListener("load", apply, { once: true });
+  if (debug) console.debug("[relive] ←", event);
+  try {
+    handle(event);
+  } catch (error) {
+    console.warn("[relive] could not apply", event.type, error);
+  }
 }
 
-function pathMatches(href, path) {
-  let pathname;
-  try {
-    pathname = new URL(href, location.href).pathname;
-  } catch {
-    return false;
+function handle(event) {
+  state.lastHeard = Date.now();
+  if (event.type !== "hello" && event.type !== "ping" && typeof event.id === "number") {
+    state.lastId = event.id;
   }
-  return pathname === path || path.endsWith(pathname) || pathname.endsWith(path);
+  switch (event.type) {
+    case "hello":
+      log(state.session === null ? "connected" : "reconnected");
+      state.attempts = 0;
+      state.session = event.session_id;
+      state.lastId = event.data.last_id;
+      state.heartbeatMs = event.data.heartbeat_ms || state.heartbeatMs;
+      setStatus("connected");
+      send({ type: "page", url: location.href, user_agent: navigator.userAgent });
+      flushErrors();
+      startWatchdog(socket);
+      return;
+    case "ping":
+      send({ type: "pong", sent: event.data.sent });
+      if (typeof event.data.rtt_ms === "number") state.rttMs = event.data.rtt_ms;
+      renderBadge();
+      return;
+    case "reload":
+      reload(event.data.reason);
+      return;
+    case "css":
+      swapStylesheets(event.data.paths || []);
+      applied();
+      return;
+    case "image":
+      refreshImages(event.data.paths || []);
+      applied();
+      return;
+  }
+}
+
+function applied() {
+  state.updates += 1;
+  flashBadge();
+}
+
+// ---------------------------------------------------------------- reload
+
+function recentReloads() {
+  const now = Date.now();
+  const times = safely(() => JSON.parse(sessionStorage.getItem(RELOADS_KEY) || "[]"), []);
+  return Array.isArray(times) ? times.filter((t) => now - t < LOOP_WINDOW_MS) : [];
+}
+
+function reload(reason) {
+  if (topReloads) return; // the top page reloads, and this frame with it
+  if (state.paused) {
+    pendingReason = reason;
+    return;
+  }
+  const times = recentReloads();
+  if (times.length >= LOOP_LIMIT) {
+    pause(reason, times.length);
+    return;
+  }
+  times.push(Date.now());
+  safely(() => sessionStorage.setItem(RELOADS_KEY, JSON.stringify(times)));
+  log(`reloading: ${reason}`);
+  saveState();
+  setStatus("reloading");
+  location.reload();
+}
+
+function pause(reason, count) {
+  state.paused = true;
+  pendingReason = reason;
+  log(`paused: the page reloaded ${count} times in ${LOOP_WINDOW_MS / 1000} s`);
+  renderBadge();
+}
+
+function resume() {
+  state.paused = false;
+  safely(() => sessionStorage.removeItem(RELOADS_KEY));
+  renderBadge();
+  if (pendingReason !== null) reload(pendingReason);
+}
+
+// ---------------------------------------------------------------- state across reloads
+
+const editedFields = new Set();
+const REMEMBERED = "input, textarea, select";
+const NEVER_REMEMBERED = new Set(["password", "file", "hidden", "submit", "button", "reset", "image"]);
+
+document.addEventListener(
+  "input",
+  (event) => {
+    const el = event.target;
+    if (el instanceof Element && el.matches(REMEMBERED) && !NEVER_REMEMBERED.has(el.type)) {
+      editedFields.add(el);
+    }
+  },
+  true,
+);
+
+function cssPath(el) {
+  const parts = [];
+  for (let node = el; node && node.nodeType === 1 && node !== document.documentElement; ) {
+    if (node.id) {
+      parts.unshift(`#${CSS.escape(node.id)}`);
+      break;
+    }
+    let index = 1;
+    for (let sib = node.previousElementSibling; sib; sib = sib.previousElementSibling) {
+      if (sib.localName === node.localName) index += 1;
+    }
+    parts.unshift(`${node.localName}:nth-of-type(${index})`);
+    node = node.parentElement;
+  }
+  return parts.join(" > ");
+}
+
+function scrolledContainers() {
+  const found = [];
+  for (const el of document.querySelectorAll("body *")) {
+    if (found.length >= 5) break;
+    if ((el.scrollTop > 0 || el.scrollLeft > 0) && el.scrollHeight > el.clientHeight) {
+      found.push({ path: cssPath(el), x: el.scrollLeft, y: el.scrollTop });
+    }
+  }
+  return found;
+}
+
+function saveState() {
+  const fields = [...editedFields]
+    .filter((el) => el.isConnected)
+    .map((el) => ({
+      path: cssPath(el),
+      checked: el.type === "checkbox" || el.type === "radio" ? el.checked : null,
+      value: el.value,
+    }));
+  const saved = {
+    url: location.href,
+    x: scrollX,
+    y: scrollY,
+    containers: safely(scrolledContainers, []),
+    fields,
+  };
+  safely(() => sessionStorage.setItem(STATE_KEY, JSON.stringify(saved)));
+}
+
+function restoreState() {
+  const saved = safely(() => JSON.parse(sessionStorage.getItem(STATE_KEY) || "null"), null);
+  safely(() => sessionStorage.removeItem(STATE_KEY));
+  if (!saved || saved.url !== location.href) return;
+  const apply = () => {
+    scrollTo(saved.x, saved.y);
+    for (const c of saved.containers || []) {
+      const el = safely(() => document.querySelector(c.path), null);
+      if (el) el.scrollTo(c.x, c.y);
+    }
+    for (const f of saved.fields || []) {
+      const el = safely(() => document.querySelector(f.path), null);
+      if (!el || editedFields.has(el)) continue;
+      if (f.checked !== null) el.checked = f.checked;
+      else el.value = f.value;
+      el.dispatchEvent(new Event("input", { bubbles: true }));
+      el.dispatchEvent(new Event("change", { bubbles: true }));
+    }
+  };
+  // Apps that render late get a second chance.
+  const applyTwice = () => {
+    safely(apply);
+    setTimeout(() => safely(apply), 250);
+  };
+  if (document.readyState === "complete") applyTwice();
+  else addEventListener("load", applyTwice, { once: true });
+}
+
+// ---------------------------------------------------------------- css and images
+
+function pathname(href, base) {
+  return safely(() => new URL(href, base || location.href).pathname, null);
+}
+
+function pathMatches(href, path, base) {
+  const p = pathname(href, base);
+  return p !== null && (p === path || path.endsWith(p) || p.endsWith(path));
 }
 
 function sameOrigin(href) {
-  try {
-    return new URL(href, location.href).origin === location.origin;
-  } catch {
-    return false;
-  }
+  return safely(() => new URL(href, location.href).origin === location.origin, false);
 }
 
-// Replaces each matching <link rel=stylesheet> with a cache-busted copy; the old one stays
-// until the new one has loaded, so the page never shows unstyled.
+function busted(href, base) {
+  const url = new URL(href, base || location.href);
+  url.searchParams.set("relive", String(Date.now()));
+  return url.href;
+}
+
+function replaceLink(link) {
+  const fresh = link.cloneNode();
+  fresh.href = busted(link.href);
+  link.dataset.reliveReplaced = "1";
+  const done = () => link.remove();
+  fresh.addEventListener("load", done, { once: true });
+  fresh.addEventListener("error", done, { once: true });
+  link.after(fresh);
+}
+
+// Walks same-origin style sheets (and the sheets they @import), calling visit(sheet).
+function eachSheet(visit) {
+  const walk = (sheet, depth) => {
+    if (depth > 8) return;
+    const rules = safely(() => sheet.cssRules, null); // cross-origin sheets throw
+    if (!rules) return;
+    visit(sheet, rules);
+    for (const rule of rules) if (rule.styleSheet) walk(rule.styleSheet, depth + 1);
+  };
+  for (const sheet of document.styleSheets) walk(sheet, 0);
+}
+
+// Replaces each matching <link rel=stylesheet> with a cache-busted copy (the old one stays
+// until the new one has loaded: no flash of unstyled content) and re-imports matching @imports.
 function swapStylesheets(paths) {
   const links = [...document.querySelectorAll('link[rel~="stylesheet"][href]')].filter(
     (link) => !link.dataset.reliveReplaced,
   );
   const matching = links.filter((link) => paths.some((p) => pathMatches(link.href, p)));
-  // A changed file no <link> names directly (an @import, a preprocessor output): refresh all
-  // same-origin stylesheets, which is still cheaper and smoother than a reload.
-  const targets = matching.length > 0 ? matching : links.filter((l) => sameOrigin(l.href));
-  log(`updating ${targets.length} stylesheet(s): ${paths.join(", ")}`);
-  for (const link of targets) {
-    const url = new URL(link.href, location.href);
-    url.searchParams.set("relive", String(Date.now()));
-    const fresh = link.cloneNode();
-    fresh.href = url.href;
-    link.dataset.reliveReplaced = "1";
-    const done = () => {
-      link.remove();
-      state.cssSwaps += 1;
-    };
-    fresh.addEventListener("load", done, { once: true });
-    fresh.addEventListener("error", done, { once: true });
-    link.after(fresh);
+  matching.forEach(replaceLink);
+  let imports = 0;
+  eachSheet((sheet, rules) => {
+    for (let i = 0; i < rules.length; i += 1) {
+      const rule = rules[i];
+      if (!(rule instanceof CSSImportRule)) continue;
+      const base = sheet.href || location.href;
+      if (!paths.some((p) => pathMatches(rule.href, p, base))) continue;
+      const media = rule.media && rule.media.mediaText ? ` ${rule.media.mediaText}` : "";
+      sheet.deleteRule(i);
+      sheet.insertRule(`@import url("${busted(rule.href, base)}")${media};`, i);
+      imports += 1;
+    }
+  });
+  if (matching.length === 0 && imports === 0) {
+    // Nothing names the file directly (a preprocessor's output, say): refresh every
+    // same-origin stylesheet, still smoother than a reload.
+    links.filter((l) => sameOrigin(l.href)).forEach(replaceLink);
   }
+  log(`updated stylesheets: ${paths.join(", ")}`);
 }
 
-// Leave the back/forward cache usable: no open socket while the page is hidden in it.
-addEventListener("pagehide", () => {
-  if (socket) {
-    const ws = socket;
-    socket = null;
-    ws.close();
+const CSS_URL = /url\(\s*(['"]?)([^'")]+)\1\s*\)/g;
+
+function rewriteCssUrls(text, paths, base) {
+  let changed = false;
+  const out = text.replace(CSS_URL, (whole, quote, url) => {
+    if (!paths.some((p) => pathMatches(url, p, base))) return whole;
+    changed = true;
+    return `url("${busted(url, base)}")`;
+  });
+  return changed ? out : null;
+}
+
+function rewriteSrcset(srcset, paths) {
+  let changed = false;
+  const out = srcset
+    .split(",")
+    .map((candidate) => {
+      const [url, ...descriptor] = candidate.trim().split(/\s+/);
+      if (!url || !paths.some((p) => pathMatches(url, p))) return candidate.trim();
+      changed = true;
+      return [busted(url), ...descriptor].join(" ");
+    })
+    .join(", ");
+  return changed ? out : null;
+}
+
+// Refreshes changed images where the page shows them: <img src/srcset>, <picture> sources,
+// inline styles and same-origin stylesheet rules.
+function refreshImages(paths) {
+  let count = 0;
+  for (const el of document.querySelectorAll("img[src], img[srcset], source[srcset]")) {
+    const srcset = el.getAttribute("srcset");
+    const newSrcset = srcset && rewriteSrcset(srcset, paths);
+    if (newSrcset) {
+      el.setAttribute("srcset", newSrcset);
+      count += 1;
+    }
+    const src = el.getAttribute("src");
+    if (src && paths.some((p) => pathMatches(src, p))) {
+      el.setAttribute("src", busted(src));
+      count += 1;
+    }
   }
+  for (const el of document.querySelectorAll('[style*="url("]')) {
+    const text = el.getAttribute("style");
+    const rewritten = rewriteCssUrls(text, paths, location.href);
+    if (rewritten) {
+      el.setAttribute("style", rewritten);
+      count += 1;
+    }
+  }
+  eachSheet((sheet, rules) => {
+    const base = sheet.href || location.href;
+    const visit = (list) => {
+      for (const rule of list) {
+        if (rule.cssRules) visit(rule.cssRules);
+        if (!rule.style) continue;
+        for (const property of ["background-image", "background", "mask-image", "list-style-image", "content"]) {
+          const value = rule.style.getPropertyValue(property);
+          const rewritten = value && rewriteCssUrls(value, paths, base);
+          if (rewritten) {
+            rule.style.setProperty(property, rewritten, rule.style.getPropertyPriority(property));
+            count += 1;
+          }
+        }
+      }
+    };
+    visit(rules);
+  });
+  log(`refreshed ${count} image use(s): ${paths.join(", ")}`);
+}
+
+// ---------------------------------------------------------------- runtime errors
+
+let errorWindowStart = 0;
+let errorsInWindow = 0;
+const queuedErrors = [];
+
+function reportError(kind, message, source, line, column) {
+  const now = Date.now();
+  if (now - errorWindowStart > 10000) {
+    errorWindowStart = now;
+    errorsInWindow = 0;
+  }
+  errorsInWindow += 1;
+  if (errorsInWindow > ERRORS_PER_WINDOW) return;
+  const report = {
+    type: "error",
+    kind,
+    message: String(message).slice(0, 2000),
+    source: source || null,
+    line: typeof line === "number" ? line : null,
+    column: typeof column === "number" ? column : null,
+    url: location.href,
+  };
+  if (!send(report) && queuedErrors.length < ERRORS_PER_WINDOW) queuedErrors.push(report);
+}
+
+function flushErrors() {
+  while (queuedErrors.length > 0 && send(queuedErrors[0])) queuedErrors.shift();
+}
+
+function describe(value) {
+  if (value instanceof Error) return value.stack || `${value.name}: ${value.message}`;
+  if (typeof value === "string") return value;
+  return safely(() => JSON.stringify(value), String(value));
+}
+
+addEventListener("error", (event) => {
+  safely(() => reportError("error", event.message, event.filename, event.lineno, event.colno));
 });
+addEventListener("unhandledrejection", (event) => {
+  safely(() => reportError("unhandledrejection", describe(event.reason)));
+});
+const consoleError = console.error;
+console.error = function (...args) {
+  safely(() => reportError("console", args.map(describe).join(" ")));
+  return consoleError.apply(this, args);
+};
+
+// ---------------------------------------------------------------- badge
+
+let badge = null;
+
+const BADGE_STYLE = `
+  :host { all: initial; }
+  .badge { position: fixed; right: 10px; bottom: 10px; z-index: 2147483647; display: flex;
+    align-items: center; gap: 6px; padding: 3px 8px; border-radius: 999px; font: 11px/1.4
+    system-ui, sans-serif; color: #fff; background: rgba(31, 35, 40, 0.72); opacity: 0.55;
+    transition: opacity 0.2s, transform 0.2s; user-select: none; }
+  .badge:hover, .badge.flash, .badge.alert { opacity: 1; }
+  .badge.flash { transform: scale(1.08); }
+  .dot { width: 7px; height: 7px; border-radius: 50%; background: #8c959f; }
+  .connected .dot { background: #2da44e; }
+  .reconnecting .dot { background: #d4a72c; }
+  .disconnected .dot, .paused .dot { background: #cf222e; }
+  button { all: unset; cursor: pointer; padding: 0 6px; border-radius: 4px; background: #fff;
+    color: #1f2328; font-weight: 600; }
+  .banner { position: fixed; left: 50%; bottom: 44px; transform: translateX(-50%);
+    z-index: 2147483647; max-width: 32rem; padding: 10px 14px; border-radius: 8px;
+    font: 13px/1.45 system-ui, sans-serif; color: #1f2328; background: #fff8c5;
+    box-shadow: 0 4px 14px rgba(0, 0, 0, 0.18); display: flex; gap: 12px; align-items: center; }
+  .banner button { background: #1f2328; color: #fff; padding: 4px 10px; }
+  [hidden] { display: none !important; }
+`;
+
+const LABELS = {
+  connecting: "relive",
+  connected: "live",
+  reconnecting: "reconnecting…",
+  disconnected: "disconnected",
+  reloading: "reloading…",
+};
+
+function createBadge() {
+  const host = document.createElement("relive-badge");
+  const root = host.attachShadow({ mode: "open" });
+  const style = document.createElement("style");
+  style.textContent = BADGE_STYLE;
+  const pill = document.createElement("div");
+  pill.className = "badge";
+  pill.setAttribute("role", "status");
+  const dot = document.createElement("span");
+  dot.className = "dot";
+  const label = document.createElement("span");
+  label.className = "label";
+  const retryButton = document.createElement("button");
+  retryButton.textContent = "Retry";
+  retryButton.hidden = true;
+  retryButton.addEventListener("click", () => state.retry());
+  pill.append(dot, label, retryButton);
+  const banner = document.createElement("div");
+  banner.className = "banner";
+  banner.hidden = true;
+  const message = document.createElement("span");
+  const resumeButton = document.createElement("button");
+  resumeButton.textContent = "Resume live reload";
+  resumeButton.addEventListener("click", () => state.resume());
+  banner.append(message, resumeButton);
+  root.append(style, pill, banner);
+  document.documentElement.append(host);
+  return { host, pill, label, retryButton, banner, message };
+}
+
+function setStatus(status) {
+  state.status = status;
+  renderBadge();
+}
+
+function renderBadge() {
+  if (!badgeWanted) return;
+  if (!badge) {
+    if (!document.documentElement) return;
+    badge = createBadge();
+  }
+  const status = state.paused ? "paused" : state.status;
+  badge.pill.className = `badge ${status}${status === "disconnected" || status === "paused" ? " alert" : ""}`;
+  badge.label.textContent = state.paused ? "paused" : LABELS[state.status] || state.status;
+  badge.retryButton.hidden = state.status !== "disconnected";
+  const rtt = state.rttMs === null ? "" : ` · round trip ${state.rttMs} ms`;
+  const via = state.transport === "event-stream" ? " · via event stream" : "";
+  badge.pill.title =
+    state.status === "connected"
+      ? `relive: connected${rtt}${via}`
+      : `relive: ${LABELS[state.status] || state.status}`;
+  badge.banner.hidden = !state.paused;
+  badge.message.textContent = `relive paused live reload: this page reloaded ${LOOP_LIMIT} times within ${
+    LOOP_WINDOW_MS / 1000
+  } seconds (is something rewriting watched files?). Last cause: ${pendingReason || "unknown"}.`;
+}
+
+function flashBadge() {
+  if (!badge) return;
+  badge.pill.classList.add("flash");
+  setTimeout(() => badge && badge.pill.classList.remove("flash"), 600);
+}
+
+// ---------------------------------------------------------------- page lifecycle
+
+// Keep the page eligible for the back/forward cache: no open connection while it sits there.
+addEventListener("pagehide", () => safely(() => dropConnection(false)));
 addEventListener("pageshow", (event) => {
-  if (event.persisted) reconnect();
+  if (event.persisted) safely(retry);
 });
 document.addEventListener("visibilitychange", () => {
-  if (!document.hidden && retryTimer !== null) {
-    clearTimeout(retryTimer);
-    reconnect();
-  }
+  if (document.hidden || state.status === "connected" || state.status === "reloading") return;
+  if (socket) return;
+  safely(retry);
 });
 
-restoreScroll();
-if (token) connect();
-else console.warn("[relive] no token on the relive <script> tag; live reload is off");
+safely(restoreState);
+if (token) {
+  renderBadge();
+  connect();
+} else {
+  console.warn("[relive] no token on the relive <script> tag; live reload is off");
+}

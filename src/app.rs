@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Mode};
 use crate::hub::Hub;
+use crate::inject::ClientTag;
 use crate::origin::{self, Origin};
 use crate::protocol::Event;
 use crate::proxy::{FrontDoor, Upstream};
@@ -95,6 +96,11 @@ pub async fn run(
     on_listening: impl FnOnce(&Listening),
 ) -> Result<(), RunError> {
     let token = random_hex(16);
+    let tag = ClientTag {
+        badge: config.badge,
+        debug: config.client_debug,
+        ..ClientTag::new(token.clone())
+    };
     let hub = Arc::new(Hub::new(random_hex(8)));
 
     let (files, upstream, serving) = match &config.mode {
@@ -118,10 +124,12 @@ pub async fn run(
     let origin = Arc::new(Origin {
         socket: Arc::new(SocketContext {
             hub: hub.clone(),
+            clients: Default::default(),
             token: token.clone(),
             heartbeat: config.heartbeat,
             shutdown: shutdown.clone(),
         }),
+        tag: tag.clone(),
         files,
         serving: serving.clone(),
         started: Instant::now(),
@@ -131,7 +139,7 @@ pub async fn run(
     let front_door = FrontDoor {
         upstream: upstream.clone(),
         origin: origin_addr,
-        token,
+        tag,
     };
     let pingora = start_front_door(front_door, addr, shutdown.clone());
     if let Err(error) = wait_until_accepting(addr, &pingora).await {

@@ -63,6 +63,8 @@ pub struct WatchSection {
 #[serde(deny_unknown_fields)]
 pub struct ClientSection {
     pub heartbeat_secs: Option<u64>,
+    pub badge: Option<bool>,
+    pub debug: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -159,6 +161,10 @@ pub struct Config {
     /// `None` when nothing is watched.
     pub watch: Option<WatchSettings>,
     pub heartbeat: Duration,
+    /// Show the client's status badge.
+    pub badge: bool,
+    /// Log every message in the browser console.
+    pub client_debug: bool,
     pub log_format: LogFormat,
     /// The file the settings came from, if any.
     pub file: Option<PathBuf>,
@@ -293,6 +299,8 @@ pub fn resolve(cli: &Cli, cwd: &Path) -> Result<Config, ConfigError> {
         strict_port,
         watch,
         heartbeat: Duration::from_secs(heartbeat_secs),
+        badge: file.client.badge.unwrap_or(true),
+        client_debug: file.client.debug.unwrap_or(false),
         log_format: cli.log_format.or(file.log.format).unwrap_or_default(),
         file: file_path,
     })

@@ -21,18 +21,45 @@ pub const CLIENT_PATH: &str = "/__relive/client.js";
 /// rewriter gives up and the rest of the page passes through untouched.
 const REWRITER_MEMORY_LIMIT: usize = 4 * 1024 * 1024;
 
-/// The `<script>` tag relive adds to pages. `token` authorises the page's WebSocket; `nonce`,
-/// when the page's CSP uses one, lets the script run under that policy.
-pub fn client_tag(token: &str, nonce: Option<&str>) -> String {
-    let mut tag = format!(
-        r#"<script type="module" src="{CLIENT_PATH}" data-relive data-token="{}""#,
-        escape_attr(token)
-    );
-    if let Some(nonce) = nonce {
-        tag.push_str(&format!(r#" nonce="{}""#, escape_attr(nonce)));
+/// The `<script>` tag relive adds to pages, and the client settings it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTag {
+    /// Authorises the page's WebSocket; random per relive process.
+    pub token: String,
+    /// Show the status badge (`data-badge="off"` when not).
+    pub badge: bool,
+    /// Log every message in the browser console (`data-debug="1"`).
+    pub debug: bool,
+}
+
+impl ClientTag {
+    /// A tag with the default settings: badge on, debug logging off.
+    pub fn new(token: impl Into<String>) -> ClientTag {
+        ClientTag {
+            token: token.into(),
+            badge: true,
+            debug: false,
+        }
     }
-    tag.push_str("></script>");
-    tag
+
+    /// The markup. `nonce`, when the page's CSP uses one, lets the script run under it.
+    pub fn render(&self, nonce: Option<&str>) -> String {
+        let mut tag = format!(
+            r#"<script type="module" src="{CLIENT_PATH}" data-relive data-token="{}""#,
+            escape_attr(&self.token)
+        );
+        if !self.badge {
+            tag.push_str(r#" data-badge="off""#);
+        }
+        if self.debug {
+            tag.push_str(r#" data-debug="1""#);
+        }
+        if let Some(nonce) = nonce {
+            tag.push_str(&format!(r#" nonce="{}""#, escape_attr(nonce)));
+        }
+        tag.push_str("></script>");
+        tag
+    }
 }
 
 /// Escapes a value for use inside a double-quoted HTML attribute.
@@ -107,11 +134,11 @@ pub struct Injector {
 impl Injector {
     /// Creates an injector for a page in `encoding` (an ASCII-compatible charset label such as
     /// `utf-8`; unknown labels fall back to UTF-8, which preserves bytes it does not touch).
-    /// `token` goes into the tag; `header_nonce` is a nonce from the response's CSP header.
-    pub fn new(token: &str, header_nonce: Option<String>, encoding: Option<&str>) -> Self {
+    /// `tag` is what gets added; `header_nonce` is a nonce from the response's CSP header.
+    pub fn new(tag: &ClientTag, header_nonce: Option<String>, encoding: Option<&str>) -> Self {
         let state = Arc::new(PageState::default());
         let sink = Sink::default();
-        let settings = settings(token.to_owned(), header_nonce, state.clone())
+        let settings = settings(tag.clone(), header_nonce, state.clone())
             .with_encoding(ascii_compatible(encoding))
             .with_memory_settings(
                 MemorySettings::new()
@@ -175,7 +202,7 @@ pub fn charset_supported(label: Option<&str>) -> bool {
 }
 
 fn settings(
-    token: String,
+    tag: ClientTag,
     header_nonce: Option<String>,
     state: Arc<PageState>,
 ) -> Settings<'static, 'static> {
@@ -187,7 +214,7 @@ fn settings(
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
-            client_tag(&token, header_nonce.as_deref().or(page_nonce.as_deref()))
+            tag.render(header_nonce.as_deref().or(page_nonce.as_deref()))
         }
     };
     let tag_for_end = tag_for.clone();
@@ -247,11 +274,11 @@ mod tests {
     const TOKEN: &str = "t0k3n";
 
     fn tag() -> String {
-        client_tag(TOKEN, None)
+        ClientTag::new(TOKEN).render(None)
     }
 
     fn run(chunks: &[&[u8]]) -> String {
-        let mut injector = Injector::new(TOKEN, None, None);
+        let mut injector = Injector::new(&ClientTag::new(TOKEN), None, None);
         let mut out = Vec::new();
         for chunk in chunks {
             out.extend(injector.write(chunk));
@@ -349,7 +376,7 @@ mod tests {
         let page = r#"<body><script nonce="abc">1</script></body>"#;
         assert!(inject(page).contains(r#"data-relive data-token="t0k3n" nonce="abc""#));
 
-        let mut injector = Injector::new(TOKEN, Some("fromheader".into()), None);
+        let mut injector = Injector::new(&ClientTag::new(TOKEN), Some("fromheader".into()), None);
         let mut out = injector.write(page.as_bytes());
         out.extend(injector.finish());
         assert!(
@@ -364,7 +391,7 @@ mod tests {
         let mut page = b"<html><head><meta charset=\"windows-1252\"></head><body>caf".to_vec();
         page.push(0xE9);
         page.extend_from_slice(b"</body></html>");
-        let mut injector = Injector::new(TOKEN, None, Some("windows-1252"));
+        let mut injector = Injector::new(&ClientTag::new(TOKEN), None, Some("windows-1252"));
         let mut out = injector.write(&page);
         out.extend(injector.finish());
         let mut expected = page[..page.len() - "</body></html>".len()].to_vec();
@@ -376,9 +403,23 @@ mod tests {
     #[test]
     fn attribute_values_are_escaped() {
         assert_eq!(
-            client_tag("a\"b", Some("<n>")),
+            ClientTag::new("a\"b").render(Some("<n>")),
             r#"<script type="module" src="/__relive/client.js" data-relive data-token="a&quot;b" nonce="&lt;n&gt;"></script>"#
         );
+    }
+
+    #[test]
+    fn client_settings_show_only_when_not_default() {
+        let tag = ClientTag {
+            badge: false,
+            debug: true,
+            ..ClientTag::new("t")
+        };
+        assert!(
+            tag.render(None)
+                .contains(r#"data-token="t" data-badge="off" data-debug="1">"#)
+        );
+        assert!(!ClientTag::new("t").render(None).contains("data-badge"));
     }
 
     #[test]

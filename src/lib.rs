@@ -22,6 +22,7 @@
 //! - `poll`: the stat-based poller for file systems without change notifications.
 //! - `protocol`: the wire messages between relive and the browser.
 //! - `proxy`: the pingora front door.
+//! - `sse`: `/__relive/events`, the event-stream fallback for tabs without WebSocket.
 //! - `static_files`: serving a folder safely.
 //! - `tunnel`: relays WebSocket and other upgrades between browser and peer.
 //! - `watch`: notify, ignore rules, debouncing and classification of changes.
@@ -42,6 +43,7 @@ pub mod policy;
 pub mod poll;
 pub mod protocol;
 pub mod proxy;
+pub mod sse;
 pub mod static_files;
 pub mod tunnel;
 pub mod watch;

@@ -33,6 +33,8 @@ type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 /// What the origin serves.
 pub struct Origin {
     pub socket: Arc<SocketContext>,
+    /// The tag relive's own pages carry.
+    pub tag: crate::inject::ClientTag,
     /// The folder, in static mode.
     pub files: Option<StaticFiles>,
     /// For `/__relive/status`: what relive is in front of.
@@ -88,6 +90,17 @@ impl Origin {
                     "relive: forbidden (another origin, or a missing or wrong token)\n",
                 ),
             },
+            "/__relive/events" => {
+                let query = ws::Query::parse(request.uri().query());
+                match crate::sse::respond(request.headers(), query, self.socket.clone()) {
+                    Ok(stream) => stream,
+                    Err(_) => response(
+                        StatusCode::FORBIDDEN,
+                        "text/plain; charset=utf-8",
+                        "relive: forbidden (another origin, or a missing or wrong token)\n",
+                    ),
+                }
+            }
             "/__relive/status" => self.status(),
             _ if path.starts_with(crate::proxy::RESERVED_PREFIX) => response(
                 StatusCode::NOT_FOUND,
@@ -120,6 +133,7 @@ impl Origin {
             "session_id": hub.session_id(),
             "serving": self.serving,
             "clients": hub.subscribers(),
+            "tabs": self.socket.clients.list(),
             "last_event_id": hub.last_id(),
             "uptime_ms": self.started.elapsed().as_millis() as u64,
         });
@@ -140,7 +154,7 @@ impl Origin {
             Served::NotFound => response(
                 StatusCode::NOT_FOUND,
                 "text/html; charset=utf-8",
-                pages::not_found(&path, &self.socket.token),
+                pages::not_found(&path, &self.tag),
             ),
             Served::BadRequest => response(
                 StatusCode::BAD_REQUEST,

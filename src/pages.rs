@@ -3,13 +3,13 @@
 //! Must never: put unescaped input into markup; every page carries a strict CSP that still
 //! lets relive's own client run.
 
-use crate::inject::{client_tag, escape_html};
+use crate::inject::{ClientTag, escape_html};
 
 /// CSP for relive's own pages: nothing but its own script and socket.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:";
 
-fn page(title: &str, body: &str, token: Option<&str>) -> String {
-    let client = token.map(|t| client_tag(t, None)).unwrap_or_default();
+fn page(title: &str, body: &str, tag: Option<&ClientTag>) -> String {
+    let client = tag.map(|t| t.render(None)).unwrap_or_default();
     format!(
         r#"<!doctype html>
 <html lang="en">
@@ -35,7 +35,7 @@ fn page(title: &str, body: &str, token: Option<&str>) -> String {
 
 /// Shown while the upstream cannot be reached. The client on it reloads the page as soon as
 /// relive sees the upstream answer again.
-pub fn upstream_down(upstream: &str, token: &str) -> String {
+pub fn upstream_down(upstream: &str, tag: &ClientTag) -> String {
     let upstream = escape_html(upstream);
     page(
         "Waiting for the dev server",
@@ -45,12 +45,12 @@ pub fn upstream_down(upstream: &str, token: &str) -> String {
              page reloads by itself as soon as it answers.</p>\n\
              <p class=\"muted\">relive</p>"
         ),
-        Some(token),
+        Some(tag),
     )
 }
 
 /// A missing file in static mode. The client on it reloads the page once the file appears.
-pub fn not_found(path: &str, token: &str) -> String {
+pub fn not_found(path: &str, tag: &ClientTag) -> String {
     let path = escape_html(path);
     page(
         "Not found",
@@ -59,7 +59,7 @@ pub fn not_found(path: &str, token: &str) -> String {
              <p>There is no such file in the folder relive serves. Create it and this page \
              reloads by itself.</p>\n<p class=\"muted\">relive</p>"
         ),
-        Some(token),
+        Some(tag),
     )
 }
 
@@ -82,7 +82,7 @@ mod tests {
 
     #[test]
     fn input_is_escaped() {
-        let page = not_found("/<script>alert(1)</script>", "tok");
+        let page = not_found("/<script>alert(1)</script>", &ClientTag::new("tok"));
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(!page.contains("<script>alert"));
         assert_eq!(page.matches("data-relive").count(), 1);

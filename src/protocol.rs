@@ -24,8 +24,11 @@ pub enum Event {
     Reload { reason: String, paths: Vec<String> },
     /// Only stylesheets changed: swap these (URL paths, relative to the watched root).
     Css { paths: Vec<String> },
-    /// Heartbeat; the client answers with `pong`.
-    Ping {},
+    /// Only images changed: refresh these where the page shows them, without a reload.
+    Image { paths: Vec<String> },
+    /// Heartbeat; the client answers with `pong` echoing `sent`. `rtt_ms` is the round trip
+    /// the previous heartbeat measured for this connection, if any.
+    Ping { sent: u64, rtt_ms: Option<u64> },
 }
 
 /// An [`Event`] with what every frame carries: `{ id, type, data, timestamp, session_id }`.
@@ -45,8 +48,22 @@ pub struct Envelope {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
-    /// Answer to a `ping`.
-    Pong {},
+    /// Answer to a `ping`, echoing its `sent`.
+    Pong { sent: u64 },
+    /// Which page this connection belongs to (sent once after `hello`).
+    Page { url: String, user_agent: String },
+    /// A runtime error on the page: `kind` is `error`, `unhandledrejection` or `console`.
+    Error {
+        kind: String,
+        message: String,
+        #[serde(default)]
+        source: Option<String>,
+        #[serde(default)]
+        line: Option<u64>,
+        #[serde(default)]
+        column: Option<u64>,
+        url: String,
+    },
 }
 
 /// Milliseconds since the Unix epoch, for `timestamp`.
@@ -83,8 +100,13 @@ mod tests {
 
     #[test]
     fn client_messages_parse() {
-        let pong: ClientMessage = serde_json::from_str(r#"{"type":"pong"}"#).unwrap();
-        assert_eq!(pong, ClientMessage::Pong {});
+        let pong: ClientMessage = serde_json::from_str(r#"{"type":"pong","sent":5}"#).unwrap();
+        assert_eq!(pong, ClientMessage::Pong { sent: 5 });
+        let error: ClientMessage = serde_json::from_str(
+            r#"{"type":"error","kind":"error","message":"boom","line":3,"url":"http://x/"}"#,
+        )
+        .unwrap();
+        assert!(matches!(error, ClientMessage::Error { line: Some(3), .. }));
         assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"reload"}"#).is_err());
     }
 }

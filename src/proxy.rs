@@ -23,7 +23,7 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 use tokio::sync::Notify;
 
 use crate::decode::{ContentCoding, Decoder};
-use crate::inject::Injector;
+use crate::inject::{ClientTag, Injector};
 use crate::pages;
 use crate::policy::{self, Injection};
 use crate::tunnel;
@@ -101,8 +101,8 @@ pub struct FrontDoor {
     pub upstream: Option<Arc<Upstream>>,
     /// The internal origin (loopback, ephemeral port).
     pub origin: SocketAddr,
-    /// The per-run token that goes into injected tags.
-    pub token: String,
+    /// The tag injected into pages (it carries the per-run token).
+    pub tag: ClientTag,
 }
 
 /// A page being rewritten as it streams.
@@ -344,7 +344,7 @@ impl ProxyHttp for FrontDoor {
                 if page {
                     (
                         "text/html; charset=utf-8",
-                        pages::upstream_down(&upstream.display, &self.token),
+                        pages::upstream_down(&upstream.display, &self.tag),
                     )
                 } else {
                     (
@@ -486,7 +486,7 @@ impl FrontDoor {
         }
         ctx.rewrite = Some(Mutex::new(PageRewrite {
             decoder,
-            injector: Injector::new(&self.token, nonce, charset.as_deref()),
+            injector: Injector::new(&self.tag, nonce, charset.as_deref()),
         }));
         Ok(())
     }

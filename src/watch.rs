@@ -151,20 +151,50 @@ pub fn url_path(path: &Path, roots: &[PathBuf]) -> String {
     format!("/{}", parts.join("/"))
 }
 
-fn is_stylesheet(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|ext| ext.eq_ignore_ascii_case("css"))
+/// Changes a page can take in without a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Swappable {
+    Stylesheet,
+    Image,
 }
 
-/// Turns a batch into the event it causes: `css` when every change is a stylesheet that
-/// still exists, `reload` otherwise.
-pub fn classify(batch: &Batch, roots: &[PathBuf]) -> Event {
+fn swappable(path: &Path) -> Option<Swappable> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    match ext.as_str() {
+        "css" => Some(Swappable::Stylesheet),
+        "png" | "jpg" | "jpeg" | "gif" | "webp" | "avif" | "svg" | "ico" | "bmp" => {
+            Some(Swappable::Image)
+        }
+        _ => None,
+    }
+}
+
+/// Turns a batch into the events it causes: `css` and/or `image` when every change is a
+/// stylesheet or an image that still exists, one `reload` otherwise.
+pub fn classify(batch: &Batch, roots: &[PathBuf]) -> Vec<Event> {
     let urls: Vec<String> = batch.paths.iter().map(|p| url_path(p, roots)).collect();
-    let only_stylesheets = !batch.everything
-        && !batch.paths.is_empty()
-        && batch.paths.iter().all(|p| is_stylesheet(p) && p.is_file());
-    if only_stylesheets {
-        return Event::Css { paths: urls };
+    let kinds: Option<Vec<Swappable>> = batch
+        .paths
+        .iter()
+        .map(|p| swappable(p).filter(|_| p.is_file()))
+        .collect();
+    if let Some(kinds) = kinds.filter(|k| !batch.everything && !k.is_empty()) {
+        let of = |kind| -> Vec<String> {
+            urls.iter()
+                .zip(&kinds)
+                .filter(|(_, k)| **k == kind)
+                .map(|(u, _)| u.clone())
+                .collect()
+        };
+        let (css, images) = (of(Swappable::Stylesheet), of(Swappable::Image));
+        let mut events = Vec::new();
+        if !css.is_empty() {
+            events.push(Event::Css { paths: css });
+        }
+        if !images.is_empty() {
+            events.push(Event::Image { paths: images });
+        }
+        return events;
     }
     let reason = match (batch.everything, urls.as_slice()) {
         (true, _) | (false, []) => "many files changed".to_owned(),
@@ -175,10 +205,10 @@ pub fn classify(batch: &Batch, roots: &[PathBuf]) -> Event {
             rest.len()
         ),
     };
-    Event::Reload {
+    vec![Event::Reload {
         reason,
         paths: urls,
-    }
+    }]
 }
 
 /// Ignore rules for one watched root.
@@ -431,17 +461,19 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 fn publish(batch: &Batch, roots: &[PathBuf], hub: &Hub) {
-    let event = classify(batch, roots);
     let tabs = match hub.subscribers() {
         1 => "1 tab".to_owned(),
         n => format!("{n} tabs"),
     };
-    match &event {
-        Event::Css { paths } => tracing::info!("css     {} → {tabs}", paths.join(", ")),
-        Event::Reload { reason, .. } => tracing::info!("reload  {reason} → {tabs}"),
-        _ => {}
+    for event in classify(batch, roots) {
+        match &event {
+            Event::Css { paths } => tracing::info!("css     {} → {tabs}", paths.join(", ")),
+            Event::Image { paths } => tracing::info!("image   {} → {tabs}", paths.join(", ")),
+            Event::Reload { reason, .. } => tracing::info!("reload  {reason} → {tabs}"),
+            _ => {}
+        }
+        hub.publish(event);
     }
-    hub.publish(event);
 }
 
 #[cfg(test)]
@@ -513,7 +545,7 @@ mod tests {
     }
 
     #[test]
-    fn stylesheets_alone_are_a_css_event() {
+    fn stylesheets_and_images_are_swapped_everything_else_reloads() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
         std::fs::create_dir(root.join("css")).unwrap();
@@ -526,30 +558,49 @@ mod tests {
         };
         assert_eq!(
             classify(&css_only, &roots),
-            Event::Css {
+            vec![Event::Css {
                 paths: vec!["/css/site.css".into()]
-            }
+            }]
+        );
+        std::fs::write(root.join("logo.PNG"), "png").unwrap();
+        let css_and_image = Batch {
+            paths: vec![root.join("css/site.css"), root.join("logo.PNG")],
+            everything: false,
+        };
+        assert_eq!(
+            classify(&css_and_image, &roots),
+            vec![
+                Event::Css {
+                    paths: vec!["/css/site.css".into()]
+                },
+                Event::Image {
+                    paths: vec!["/logo.PNG".into()]
+                }
+            ]
         );
         let mixed = Batch {
             paths: vec![root.join("css/site.css"), root.join("index.html")],
             everything: false,
         };
-        assert!(matches!(classify(&mixed, &roots), Event::Reload { .. }));
+        assert!(matches!(
+            classify(&mixed, &roots)[..],
+            [Event::Reload { .. }]
+        ));
         let deleted_css = Batch {
             paths: vec![root.join("gone.css")],
             everything: false,
         };
         assert!(matches!(
-            classify(&deleted_css, &roots),
-            Event::Reload { .. }
+            classify(&deleted_css, &roots)[..],
+            [Event::Reload { .. }]
         ));
         let everything = Batch {
             paths: vec![root.join("css/site.css")],
             everything: true,
         };
         assert!(matches!(
-            classify(&everything, &roots),
-            Event::Reload { .. }
+            classify(&everything, &roots)[..],
+            [Event::Reload { .. }]
         ));
     }
 
@@ -562,10 +613,10 @@ mod tests {
         };
         assert_eq!(
             classify(&one, &roots),
-            Event::Reload {
+            vec![Event::Reload {
                 reason: "index.html changed".into(),
                 paths: vec!["/index.html".into()]
-            }
+            }]
         );
     }
 

@@ -30,6 +30,7 @@ const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
 /// What the socket endpoint needs.
 pub struct SocketContext {
     pub hub: Arc<Hub>,
+    pub clients: Clients,
     pub token: String,
     pub heartbeat: Duration,
     pub shutdown: CancellationToken,
@@ -168,6 +169,102 @@ fn close(code: CloseCode, reason: &'static str) -> Message {
     }))
 }
 
+/// What a new connection is sent first (`hello`, then what it missed) and the subscription
+/// that follows; shared by the WebSocket and the event-stream fallback.
+pub fn catch_up(
+    hub: &Hub,
+    query: &Query,
+    heartbeat: Duration,
+) -> (crate::hub::Subscription, Vec<Envelope>) {
+    let seen = match (&query.session, query.last_id) {
+        (Some(session), Some(last_id)) if session == hub.session_id() => Some(last_id),
+        // Events from another session (relive restarted) cannot be replayed.
+        (Some(_), _) => Some(u64::MAX),
+        _ => None,
+    };
+    let subscription = hub.subscribe(seen);
+    let last_id = subscription.last_id;
+    let mut first = vec![hub.envelope(
+        last_id,
+        Event::Hello {
+            protocol: PROTOCOL_VERSION,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            last_id,
+            heartbeat_ms: heartbeat.as_millis() as u64,
+        },
+    )];
+    match &subscription.backlog {
+        Backlog::Missed(events) => first.extend(events.iter().map(|e| (**e).clone())),
+        Backlog::Gap => first.push(hub.envelope(
+            last_id,
+            Event::Reload {
+                reason: "relive restarted or events were missed while disconnected".into(),
+                paths: vec![],
+            },
+        )),
+    }
+    (subscription, first)
+}
+
+/// How many errors one tab may report per window before the rest are only counted.
+const ERRORS_PER_WINDOW: u32 = 10;
+const ERROR_WINDOW: Duration = Duration::from_secs(10);
+
+/// Prints a tab's runtime errors in relive's output, at most [`ERRORS_PER_WINDOW`] per window.
+struct ErrorReporter {
+    window_start: std::time::Instant,
+    in_window: u32,
+    suppressed: u32,
+}
+
+impl ErrorReporter {
+    fn new() -> ErrorReporter {
+        ErrorReporter {
+            window_start: std::time::Instant::now(),
+            in_window: 0,
+            suppressed: 0,
+        }
+    }
+
+    fn report(&mut self, message: ClientMessage) {
+        let ClientMessage::Error {
+            kind,
+            message,
+            source,
+            line,
+            column,
+            url,
+        } = message
+        else {
+            return;
+        };
+        if self.window_start.elapsed() > ERROR_WINDOW {
+            if self.suppressed > 0 {
+                tracing::warn!(
+                    "({} more browser errors from {url} were not shown)",
+                    self.suppressed
+                );
+            }
+            self.window_start = std::time::Instant::now();
+            self.in_window = 0;
+            self.suppressed = 0;
+        }
+        self.in_window += 1;
+        if self.in_window > ERRORS_PER_WINDOW {
+            self.suppressed += 1;
+            return;
+        }
+        let location = match (source, line, column) {
+            (Some(source), Some(line), Some(column)) => format!(" at {source}:{line}:{column}"),
+            (Some(source), Some(line), None) => format!(" at {source}:{line}"),
+            (Some(source), None, _) => format!(" at {source}"),
+            _ => String::new(),
+        };
+        let message: String = message.chars().take(2000).collect();
+        tracing::warn!("browser {kind} on {url}: {message}{location}");
+    }
+}
+
 /// Runs one connection until the client leaves, falls behind, stops answering, or relive
 /// shuts down.
 async fn run<S>(mut socket: WebSocketStream<S>, query: Query, context: Arc<SocketContext>)
@@ -175,43 +272,21 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let hub = &context.hub;
-    let seen = match (&query.session, query.last_id) {
-        (Some(session), Some(last_id)) if session == hub.session_id() => Some(last_id),
-        // Events from another session (relive restarted) cannot be replayed.
-        (Some(_), _) => Some(u64::MAX),
-        _ => None,
-    };
-    let mut subscription = hub.subscribe(seen);
+    let (mut subscription, first) = catch_up(hub, &query, context.heartbeat);
     let last_sent = subscription.last_id;
-    let hello = hub.envelope(
-        last_sent,
-        Event::Hello {
-            protocol: PROTOCOL_VERSION,
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            last_id: last_sent,
-            heartbeat_ms: context.heartbeat.as_millis() as u64,
-        },
-    );
-    let backlog: Vec<Envelope> = match subscription.backlog {
-        Backlog::Missed(events) => events.iter().map(|e| (**e).clone()).collect(),
-        Backlog::Gap => vec![hub.envelope(
-            last_sent,
-            Event::Reload {
-                reason: "relive restarted or events were missed while disconnected".into(),
-                paths: vec![],
-            },
-        )],
-    };
-    for envelope in std::iter::once(hello).chain(backlog) {
+    for envelope in first {
         if socket.send(frame(&envelope)).await.is_err() {
             return;
         }
     }
+    let client = context.clients.connect();
     tracing::debug!("tab connected ({} connected)", hub.subscribers());
 
     let mut heartbeat = tokio::time::interval(context.heartbeat);
     heartbeat.tick().await;
     let mut missed_heartbeats = 0u32;
+    let mut rtt_ms = None;
+    let mut errors = ErrorReporter::new();
     loop {
         tokio::select! {
             _ = context.shutdown.cancelled() => {
@@ -238,16 +313,28 @@ where
                     tracing::debug!("dropping a tab that stopped answering");
                     break;
                 }
-                if socket.send(frame(&hub.transient(Event::Ping {}))).await.is_err() {
+                let ping = Event::Ping { sent: crate::protocol::now_ms(), rtt_ms };
+                if socket.send(frame(&hub.transient(ping))).await.is_err() {
                     break;
                 }
             }
             message = socket.next() => match message {
-                Some(Ok(Message::Text(text))) => {
-                    if let Ok(ClientMessage::Pong {}) = serde_json::from_str(&text) {
+                Some(Ok(Message::Text(text))) => match serde_json::from_str(&text) {
+                    Ok(ClientMessage::Pong { sent }) => {
                         missed_heartbeats = 0;
+                        let rtt = crate::protocol::now_ms().saturating_sub(sent);
+                        rtt_ms = Some(rtt);
+                        context.clients.update(client, |info| info.rtt_ms = Some(rtt));
                     }
-                }
+                    Ok(ClientMessage::Page { url, user_agent }) => {
+                        context.clients.update(client, |info| {
+                            info.url = Some(url.chars().take(2048).collect());
+                            info.user_agent = Some(user_agent.chars().take(512).collect());
+                        });
+                    }
+                    Ok(error @ ClientMessage::Error { .. }) => errors.report(error),
+                    Err(_) => {}
+                },
                 Some(Ok(Message::Binary(_))) => {
                     let _ = socket.send(close(CloseCode::Unsupported, "text only")).await;
                     break;
@@ -260,6 +347,62 @@ where
                 }
             },
         }
+    }
+    context.clients.disconnect(client);
+}
+
+/// One connected tab, as `/__relive/status` shows it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ClientInfo {
+    pub url: Option<String>,
+    pub user_agent: Option<String>,
+    pub rtt_ms: Option<u64>,
+    pub transport: &'static str,
+}
+
+/// The connected tabs.
+#[derive(Default)]
+pub struct Clients {
+    next: std::sync::atomic::AtomicU64,
+    all: std::sync::Mutex<std::collections::BTreeMap<u64, ClientInfo>>,
+}
+
+impl Clients {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<u64, ClientInfo>> {
+        self.all
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn connect_with(&self, transport: &'static str) -> u64 {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.lock().insert(
+            id,
+            ClientInfo {
+                transport,
+                ..ClientInfo::default()
+            },
+        );
+        id
+    }
+
+    fn connect(&self) -> u64 {
+        self.connect_with("websocket")
+    }
+
+    fn update(&self, id: u64, change: impl FnOnce(&mut ClientInfo)) {
+        if let Some(info) = self.lock().get_mut(&id) {
+            change(info);
+        }
+    }
+
+    pub fn disconnect(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    /// A snapshot, in connection order.
+    pub fn list(&self) -> Vec<ClientInfo> {
+        self.lock().values().cloned().collect()
     }
 }
 

@@ -1,0 +1,95 @@
+//! sse: `/__relive/events`, the event-stream fallback for browsers whose WebSocket cannot
+//! open (a corporate proxy, an extension). Same events, same resume rules as the WebSocket;
+//! server to client only.
+//!
+//! Must never: answer another origin or a request without the token, or keep a task alive
+//! after its browser left (a failed write ends it).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+
+use crate::protocol::{Envelope, Event};
+use crate::ws::{self, Query, Refusal, SocketContext};
+
+fn frame(envelope: &Envelope) -> Bytes {
+    let json = serde_json::to_string(envelope).expect("events always serialize");
+    Bytes::from(format!("id: {}\ndata: {json}\n\n", envelope.id))
+}
+
+/// `EventSource` sends no `Origin` on same-origin requests, but fetch metadata says where the
+/// request came from when the browser sends it.
+fn same_site(headers: &HeaderMap) -> bool {
+    let site_ok = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|site| site == "same-origin");
+    site_ok && ws::same_origin(headers)
+}
+
+/// Answers `GET /__relive/events?token=…`: an open `text/event-stream`, or a refusal.
+pub fn respond(
+    headers: &HeaderMap,
+    query: Query,
+    context: Arc<SocketContext>,
+) -> Result<Response<UnsyncBoxBody<Bytes, std::io::Error>>, Refusal> {
+    if !same_site(headers) || !ws::token_matches(query.token.as_deref(), &context.token) {
+        return Err(Refusal::Forbidden);
+    }
+    let (sender, receiver) = mpsc::channel::<Bytes>(16);
+    tokio::spawn(feed(sender, query, context));
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let bytes = receiver.recv().await?;
+        Some((Ok(Frame::data(bytes)), receiver))
+    });
+    let mut response = Response::new(StreamBody::new(stream).boxed_unsync());
+    *response.status_mut() = StatusCode::OK;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    Ok(response)
+}
+
+async fn feed(sender: mpsc::Sender<Bytes>, query: Query, context: Arc<SocketContext>) {
+    let hub = &context.hub;
+    let (mut subscription, first) = ws::catch_up(hub, &query, context.heartbeat);
+    let last_sent = subscription.last_id;
+    let client = context.clients.connect_with("event-stream");
+    let mut heartbeat = tokio::time::interval(context.heartbeat);
+    heartbeat.tick().await;
+    let mut ok = true;
+    for envelope in &first {
+        ok = ok && sender.send(frame(envelope)).await.is_ok();
+    }
+    while ok {
+        let next = tokio::select! {
+            _ = context.shutdown.cancelled() => break,
+            _ = sender.closed() => break,
+            received = subscription.receiver.recv() => match received {
+                Ok(envelope) if envelope.id > last_sent => frame(&envelope),
+                Ok(_) => continue,
+                // Too slow or the hub is gone: the browser reconnects and catches up.
+                Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => break,
+            },
+            _ = heartbeat.tick() => frame(&hub.transient(Event::Ping {
+                sent: crate::protocol::now_ms(),
+                rtt_ms: None,
+            })),
+        };
+        ok = sender.send(next).await.is_ok();
+    }
+    context.clients.disconnect(client);
+}
