@@ -92,8 +92,8 @@ async fn page_reloads_once_relive_is_back_after_a_restart() {
         return;
     };
     let dir = site();
-    let relive = Relive::start(&["."], dir.path());
-    let port = relive.addr.port().to_string();
+    let port = common::unused_port().to_string();
+    let relive = Relive::start(&[".", "--port", &port, "--strict-port"], dir.path());
     browser.navigate(&relive.url("/")).await;
     browser.wait_connected().await;
     browser.eval("window.marker = 'before restart';").await;
@@ -127,11 +127,7 @@ async fn proxy_mode_in_front_of_python_http_server_reloads_on_change() {
         return;
     };
     let dir = site();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::unused_port();
     let mut server = std::process::Command::new("python3")
         .args([
             "-m",

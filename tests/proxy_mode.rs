@@ -152,10 +152,7 @@ async fn a_20_mb_page_streams_through_intact() {
 
 #[tokio::test]
 async fn down_upstream_gets_the_waiting_page_and_tabs_reload_when_it_is_back() {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], common::unused_port()));
     let (_dir, relive) = start(&format!("http://{addr}"));
 
     let page = get(relive.addr, "/", NAVIGATION).await;

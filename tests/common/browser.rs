@@ -94,6 +94,14 @@ impl Browser {
 
     /// Sends a DevTools command (to the tab once attached) and returns its result.
     pub async fn call(&mut self, method: &str, params: Value) -> Value {
+        match self.try_call(method, params).await {
+            Ok(result) => result,
+            Err(error) => panic!("{method} failed: {error}"),
+        }
+    }
+
+    /// Like `call`, returning DevTools' error instead of failing the test.
+    pub async fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let mut message = json!({"id": id, "method": method, "params": params});
@@ -114,9 +122,9 @@ impl Browser {
             let reply: Value = serde_json::from_str(&text).unwrap();
             if reply["id"] == id {
                 if let Some(error) = reply.get("error") {
-                    panic!("{method} failed: {error}");
+                    return Err(error.clone());
                 }
-                return reply["result"].clone();
+                return Ok(reply["result"].clone());
             }
         }
     }
@@ -126,20 +134,23 @@ impl Browser {
     }
 
     /// Evaluates `expression` in the page and returns its value (`null` while the page is
-    /// between documents).
+    /// between documents, when there is no context to evaluate in).
     pub async fn eval(&mut self, expression: &str) -> Value {
-        let result = self
-            .call(
-                "Runtime.evaluate",
-                json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
-            )
-            .await;
-        result["result"]["value"].clone()
+        let params = json!({"expression": expression, "returnByValue": true, "awaitPromise": true});
+        match self.try_call("Runtime.evaluate", params).await {
+            Ok(result) => result["result"]["value"].clone(),
+            Err(_) => Value::Null,
+        }
     }
 
     /// Polls `expression` until it is `true`. Reaching the patience limit fails the test.
     pub async fn wait_until(&mut self, expression: &str) {
-        let deadline = Instant::now() + PATIENCE;
+        self.wait_until_within(expression, PATIENCE).await;
+    }
+
+    /// Like `wait_until`, for behaviours that take long by design (backoff schedules).
+    pub async fn wait_until_within(&mut self, expression: &str, patience: Duration) {
+        let deadline = Instant::now() + patience;
         while Instant::now() < deadline {
             if self.eval(expression).await == json!(true) {
                 return;
@@ -150,6 +161,29 @@ impl Browser {
             .eval("JSON.stringify(globalThis.__relive ?? null) + ' ' + location.href")
             .await;
         panic!("the page never satisfied `{expression}` (client: {status})");
+    }
+
+    /// Types `text` into the focused element, as a user would.
+    pub async fn type_text(&mut self, text: &str) {
+        self.call("Input.insertText", json!({"text": text})).await;
+    }
+
+    /// Runs `source` in every new document before its own scripts.
+    pub async fn before_every_page(&mut self, source: &str) {
+        self.call(
+            "Page.addScriptToEvaluateOnNewDocument",
+            json!({"source": source}),
+        )
+        .await;
+    }
+
+    /// Evaluates `expression` inside relive's badge shadow root (`root` is bound to it).
+    pub async fn badge(&mut self, expression: &str) -> Value {
+        self.eval(&format!(
+            "(() => {{ const root = document.querySelector('relive-badge')?.shadowRoot; \
+             return root ? ({expression}) : null; }})()"
+        ))
+        .await
     }
 
     /// Waits until the page is loaded and relive's client is connected.

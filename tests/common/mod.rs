@@ -345,6 +345,20 @@ pub async fn connect_and_hello(addr: SocketAddr) -> (Socket, serde_json::Value) 
     (socket, hello)
 }
 
+/// A port that is free now and outside the kernel's ephemeral range (32768 and up), so no
+/// `bind(0)` elsewhere in the test run can take it between now and its use.
+pub fn unused_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let seed = (std::process::id() % 500) as u16 * 20;
+    loop {
+        let offset = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 10_000;
+        let port = 20_000 + (seed + offset) % 10_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// Whether a tool that CI must have is missing here: skip loudly locally, fail under CI.
 pub fn require_tool(name: &str, present: bool) -> bool {
     if present {
