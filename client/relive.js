@@ -47,6 +47,7 @@ const state = (globalThis.__relive = {
   session: null,
   lastId: null,
   attempts: 0,
+  nextRetryMs: null,
   heartbeatMs: 30000,
   lastHeard: 0,
   rttMs: null,
@@ -163,7 +164,8 @@ function scheduleReconnect() {
   setStatus("reconnecting");
   if (state.attempts === 0) log("connection lost; reconnecting…");
   state.attempts += 1;
-  retryTimer = setTimeout(reconnect, retryDelay());
+  state.nextRetryMs = retryDelay();
+  retryTimer = setTimeout(reconnect, state.nextRetryMs);
 }
 
 // Before reopening the connection, ask relive whether it is the same process: a restarted

@@ -459,3 +459,57 @@ async fn a_page_restored_from_the_back_forward_cache_reconnects() {
         .wait_until(&format!("{H1_COLOR} === 'rgb(9, 9, 9)'"))
         .await;
 }
+
+#[tokio::test]
+async fn a_hidden_tab_retries_slowly_and_reconnects_when_shown() {
+    let Some(mut browser) = Browser::launch().await else {
+        return;
+    };
+    // Headless tabs are always visible; let the test decide what the page sees.
+    browser
+        .before_every_page(
+            "window.__hidden = false; Object.defineProperty(document, 'hidden', { get: () => window.__hidden });",
+        )
+        .await;
+    let dir = site();
+    let relive = Relive::start(&["."], dir.path());
+    open(&mut browser, &relive, "/").await;
+    browser
+        .eval("window.__hidden = true; document.dispatchEvent(new Event('visibilitychange')); __relive.debugDrop();")
+        .await;
+    browser
+        .wait_until("__relive.status === 'reconnecting'")
+        .await;
+    assert_eq!(browser.eval("__relive.nextRetryMs >= 10000").await, true);
+    browser
+        .eval("window.__hidden = false; document.dispatchEvent(new Event('visibilitychange'))")
+        .await;
+    browser.wait_until("__relive.status === 'connected'").await;
+    assert_eq!(browser.eval("__relive.attempts").await, 0);
+}
+
+#[tokio::test]
+async fn debug_logging_shows_every_message_when_enabled() {
+    let Some(mut browser) = Browser::launch().await else {
+        return;
+    };
+    browser
+        .before_every_page(
+            "window.__debugLines = []; const original = console.debug; console.debug = (...args) => { window.__debugLines.push(args.map(a => typeof a === 'string' ? a : JSON.stringify(a)).join(' ')); original(...args); };",
+        )
+        .await;
+    let dir = site();
+    let relive = Relive::start(&["."], dir.path());
+    open(&mut browser, &relive, "/").await;
+    assert_eq!(
+        browser.eval("window.__debugLines.length").await,
+        0,
+        "off by default"
+    );
+    browser
+        .eval("localStorage.relive_debug = '1'; location.reload()")
+        .await;
+    browser
+        .wait_until("window.__debugLines?.some(l => l.includes('\"type\":\"hello\"'))")
+        .await;
+}

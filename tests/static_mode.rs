@@ -125,6 +125,25 @@ async fn html_write_sends_reload_and_css_write_sends_css() {
 }
 
 #[tokio::test]
+async fn every_tab_gets_every_event() {
+    let dir = site();
+    let relive = start(dir.path());
+    let mut tabs = Vec::new();
+    for _ in 0..5 {
+        tabs.push(connect_and_hello(relive.addr).await.0);
+    }
+    std::fs::write(dir.path().join("index.html"), "<p>again</p>").unwrap();
+    let mut ids = Vec::new();
+    for tab in &mut tabs {
+        let event = next_event(tab).await;
+        assert_eq!(event["type"], "reload", "{event}");
+        ids.push(event["id"].as_u64().unwrap());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "every tab got the same event");
+}
+
+#[tokio::test]
 async fn a_burst_of_writes_gives_one_reload() {
     let dir = site();
     let relive = start(dir.path());
