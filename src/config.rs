@@ -20,7 +20,7 @@ use crate::watch::WatchSettings;
 pub const DEFAULT_FILE: &str = "relive.toml";
 pub const DEFAULT_PORT: u16 = 4500;
 const DEFAULT_HOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-const DEFAULT_DEBOUNCE_MS: u64 = 50;
+const DEFAULT_DEBOUNCE_MS: u64 = 20;
 const DEFAULT_POLL_INTERVAL_MS: u64 = 500;
 const DEFAULT_HEARTBEAT_SECS: u64 = 30;
 

@@ -8,6 +8,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use bytes::Bytes;
 use tokio::sync::broadcast;
 
 use crate::protocol::{Envelope, Event, now_ms};
@@ -17,23 +18,44 @@ pub const RING_CAPACITY: usize = 256;
 /// How many events a subscriber may fall behind before it is dropped.
 const CHANNEL_CAPACITY: usize = 64;
 
+/// An event as kept and sent: the envelope, and its JSON serialized once for every subscriber.
+#[derive(Debug)]
+pub struct Published {
+    pub envelope: Envelope,
+    pub json: Bytes,
+}
+
+impl Published {
+    pub fn new(envelope: Envelope) -> Arc<Published> {
+        let json = serde_json::to_vec(&envelope).expect("events always serialize");
+        Arc::new(Published {
+            envelope,
+            json: Bytes::from(json),
+        })
+    }
+
+    pub fn id(&self) -> u64 {
+        self.envelope.id
+    }
+}
+
 struct Ring {
     last_id: u64,
-    events: VecDeque<Arc<Envelope>>,
+    events: VecDeque<Arc<Published>>,
 }
 
 /// The event hub. Cheap to share behind an `Arc`.
 pub struct Hub {
     session_id: String,
     ring: Mutex<Ring>,
-    sender: broadcast::Sender<Arc<Envelope>>,
+    sender: broadcast::Sender<Arc<Published>>,
 }
 
 /// What a new subscriber has to catch up on before it follows the live stream.
 #[derive(Debug)]
 pub enum Backlog {
     /// Events after the id the client named, oldest first (possibly none).
-    Missed(Vec<Arc<Envelope>>),
+    Missed(Vec<Arc<Published>>),
     /// The client's id is older than the ring (or from another session): it missed too much to
     /// replay and should simply reload.
     Gap,
@@ -45,7 +67,7 @@ pub struct Subscription {
     /// and everything `receiver` yields comes after it.
     pub last_id: u64,
     pub backlog: Backlog,
-    pub receiver: broadcast::Receiver<Arc<Envelope>>,
+    pub receiver: broadcast::Receiver<Arc<Published>>,
 }
 
 impl Hub {
@@ -79,7 +101,7 @@ impl Hub {
     pub fn publish(&self, event: Event) -> u64 {
         let mut ring = self.ring();
         ring.last_id += 1;
-        let envelope = Arc::new(self.envelope(ring.last_id, event));
+        let envelope = Published::new(self.envelope(ring.last_id, event));
         if ring.events.len() == RING_CAPACITY {
             ring.events.pop_front();
         }
@@ -103,14 +125,14 @@ impl Hub {
             None => Backlog::Missed(Vec::new()),
             Some(seen) if seen > ring.last_id => Backlog::Gap,
             Some(seen) => {
-                let oldest_kept = ring.events.front().map_or(ring.last_id + 1, |e| e.id);
+                let oldest_kept = ring.events.front().map_or(ring.last_id + 1, |e| e.id());
                 if seen + 1 < oldest_kept {
                     Backlog::Gap
                 } else {
                     Backlog::Missed(
                         ring.events
                             .iter()
-                            .filter(|e| e.id > seen)
+                            .filter(|e| e.id() > seen)
                             .cloned()
                             .collect(),
                     )
@@ -152,7 +174,7 @@ mod tests {
 
     fn ids(backlog: &Backlog) -> Vec<u64> {
         match backlog {
-            Backlog::Missed(events) => events.iter().map(|e| e.id).collect(),
+            Backlog::Missed(events) => events.iter().map(|e| e.id()).collect(),
             Backlog::Gap => panic!("expected a replayable backlog"),
         }
     }
@@ -163,8 +185,8 @@ mod tests {
         let mut sub = hub.subscribe(None);
         assert_eq!(hub.publish(reload()), 1);
         assert_eq!(hub.publish(reload()), 2);
-        assert_eq!(sub.receiver.try_recv().unwrap().id, 1);
-        assert_eq!(sub.receiver.try_recv().unwrap().id, 2);
+        assert_eq!(sub.receiver.try_recv().unwrap().id(), 1);
+        assert_eq!(sub.receiver.try_recv().unwrap().id(), 2);
     }
 
     #[test]

@@ -183,6 +183,9 @@ pub async fn serve(listener: TcpListener, origin: Arc<Origin>, shutdown: Cancell
                 }
             },
         };
+        // Responses go out in several writes (head, body, end); without this, Nagle's algorithm
+        // holds the last small write back until the front door acknowledges the first.
+        let _ = stream.set_nodelay(true);
         let origin = origin.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {

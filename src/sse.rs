@@ -15,12 +15,15 @@ use hyper::body::Frame;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
-use crate::protocol::{Envelope, Event};
+use crate::hub::Published;
+use crate::protocol::Event;
 use crate::ws::{self, Query, Refusal, SocketContext};
 
-fn frame(envelope: &Envelope) -> Bytes {
-    let json = serde_json::to_string(envelope).expect("events always serialize");
-    Bytes::from(format!("id: {}\ndata: {json}\n\n", envelope.id))
+fn frame(event: &Published) -> Bytes {
+    let mut out = format!("id: {}\ndata: ", event.id()).into_bytes();
+    out.extend_from_slice(&event.json);
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
 }
 
 /// `EventSource` sends no `Origin` on same-origin requests, but fetch metadata says where the
@@ -79,15 +82,15 @@ async fn feed(sender: mpsc::Sender<Bytes>, query: Query, context: Arc<SocketCont
             _ = context.shutdown.cancelled() => break,
             _ = sender.closed() => break,
             received = subscription.receiver.recv() => match received {
-                Ok(envelope) if envelope.id > last_sent => frame(&envelope),
+                Ok(event) if event.id() > last_sent => frame(&event),
                 Ok(_) => continue,
                 // Too slow or the hub is gone: the browser reconnects and catches up.
                 Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => break,
             },
-            _ = heartbeat.tick() => frame(&hub.transient(Event::Ping {
+            _ = heartbeat.tick() => frame(&Published::new(hub.transient(Event::Ping {
                 sent: crate::protocol::now_ms(),
                 rtt_ms: None,
-            })),
+            }))),
         };
         ok = sender.send(next).await.is_ok();
     }

@@ -21,8 +21,8 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::{Backlog, Hub};
-use crate::protocol::{ClientMessage, Envelope, Event, PROTOCOL_VERSION};
+use crate::hub::{Backlog, Hub, Published};
+use crate::protocol::{ClientMessage, Event, PROTOCOL_VERSION};
 
 /// Largest message a client may send; pongs are tiny.
 const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
@@ -157,9 +157,9 @@ where
         .expect("static response parts are valid"))
 }
 
-fn frame(envelope: &Envelope) -> Message {
-    let json = serde_json::to_string(envelope).expect("events always serialize");
-    Message::Text(Utf8Bytes::from(json))
+fn frame(event: &Published) -> Message {
+    let text = Utf8Bytes::try_from(event.json.clone()).expect("serde_json writes UTF-8");
+    Message::Text(text)
 }
 
 fn close(code: CloseCode, reason: &'static str) -> Message {
@@ -175,7 +175,7 @@ pub fn catch_up(
     hub: &Hub,
     query: &Query,
     heartbeat: Duration,
-) -> (crate::hub::Subscription, Vec<Envelope>) {
+) -> (crate::hub::Subscription, Vec<Arc<Published>>) {
     let seen = match (&query.session, query.last_id) {
         (Some(session), Some(last_id)) if session == hub.session_id() => Some(last_id),
         // Events from another session (relive restarted) cannot be replayed.
@@ -184,7 +184,7 @@ pub fn catch_up(
     };
     let subscription = hub.subscribe(seen);
     let last_id = subscription.last_id;
-    let mut first = vec![hub.envelope(
+    let mut first = vec![Published::new(hub.envelope(
         last_id,
         Event::Hello {
             protocol: PROTOCOL_VERSION,
@@ -192,16 +192,16 @@ pub fn catch_up(
             last_id,
             heartbeat_ms: heartbeat.as_millis() as u64,
         },
-    )];
+    ))];
     match &subscription.backlog {
-        Backlog::Missed(events) => first.extend(events.iter().map(|e| (**e).clone())),
-        Backlog::Gap => first.push(hub.envelope(
+        Backlog::Missed(events) => first.extend(events.iter().cloned()),
+        Backlog::Gap => first.push(Published::new(hub.envelope(
             last_id,
             Event::Reload {
                 reason: "relive restarted or events were missed while disconnected".into(),
                 paths: vec![],
             },
-        )),
+        ))),
     }
     (subscription, first)
 }
@@ -294,8 +294,8 @@ where
                 break;
             }
             received = subscription.receiver.recv() => match received {
-                Ok(envelope) if envelope.id > last_sent => {
-                    if socket.send(frame(&envelope)).await.is_err() {
+                Ok(event) if event.id() > last_sent => {
+                    if socket.send(frame(&event)).await.is_err() {
                         break;
                     }
                 }
@@ -314,7 +314,7 @@ where
                     break;
                 }
                 let ping = Event::Ping { sent: crate::protocol::now_ms(), rtt_ms };
-                if socket.send(frame(&hub.transient(ping))).await.is_err() {
+                if socket.send(frame(&Published::new(hub.transient(ping)))).await.is_err() {
                     break;
                 }
             }

@@ -1,0 +1,309 @@
+//! relive's own figures, measured on the real binary over loopback and reported (never
+//! asserted): start-up, idle memory, memory while streaming a 50 MB page 20 times, memory
+//! after 10,000 requests, file-write → `reload` latency, a 500-file burst, and fan-out to
+//! 1,000 WebSocket clients. Bounded in count and time; stops by itself.
+//!
+//! `cargo bench --bench live`
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+struct Relive {
+    child: Child,
+    addr: SocketAddr,
+    started: Duration,
+}
+
+impl Drop for Relive {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(root: &Path) -> Relive {
+    let begun = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args([".", "--port", "0", "--log-format", "json"])
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("relive runs");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    loop {
+        let line = lines.next().expect("relive says it listens").unwrap();
+        if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line)
+            && json["event"] == "listening"
+        {
+            let port = json["port"].as_u64().unwrap() as u16;
+            let started = begun.elapsed();
+            // Keep draining relive's output so it never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return Relive {
+                child,
+                addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                started,
+            };
+        }
+    }
+}
+
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn site() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("index.html"),
+        "<!doctype html><html><head><title>bench</title></head><body><p>hello</p></body></html>",
+    )
+    .unwrap();
+    dir
+}
+
+/// GET over one keep-alive connection, reading each response to its end (chunked or sized).
+async fn get_keepalive(stream: &mut TcpStream, path: &str, buf: &mut Vec<u8>) {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: text/html\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    buf.clear();
+    let mut chunk = [0u8; 64 * 1024];
+    loop {
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed early");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+            let body = &buf[head_end + 4..];
+            let done = if head.contains("transfer-encoding: chunked") {
+                body.ends_with(b"0\r\n\r\n")
+            } else {
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map(|v| v.trim().parse().unwrap())
+                    .unwrap_or(0);
+                body.len() >= length
+            };
+            if done {
+                return;
+            }
+        }
+    }
+}
+
+/// Streams `path` and discards it, returning the byte count.
+async fn drain(addr: SocketAddr, path: &str) -> usize {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: text/html\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut total = 0;
+    let mut chunk = vec![0u8; 256 * 1024];
+    loop {
+        let n = stream.read(&mut chunk).await.unwrap();
+        if n == 0 {
+            return total;
+        }
+        total += n;
+    }
+}
+
+async fn socket(
+    addr: SocketAddr,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>> {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut buf = Vec::new();
+    get_keepalive(&mut stream, "/", &mut buf).await;
+    let page = String::from_utf8_lossy(&buf);
+    let start = page.find("data-token=\"").unwrap() + 12;
+    let token = &page[start..start + 32];
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/__relive/ws?token={token}"))
+            .await
+            .expect("socket opens");
+    next_type(&mut ws).await; // hello
+    ws
+}
+
+async fn next_type(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
+) -> String {
+    loop {
+        let message = tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("event in time")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = message {
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            if json["type"] != "ping" {
+                return json["type"].as_str().unwrap().to_owned();
+            }
+        }
+    }
+}
+
+async fn startup_and_idle() {
+    let dir = site();
+    let mut times = Vec::new();
+    let mut idle = 0;
+    for _ in 0..20 {
+        let relive = start(dir.path());
+        times.push(relive.started.as_secs_f64() * 1000.0);
+        // One request so the lazily built parts exist, then let it settle.
+        drain(relive.addr, "/").await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        idle = status_kib(relive.child.id(), "VmRSS:");
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "start-up (spawn → accepting, 20 runs)   median {:.1} ms, max {:.1} ms",
+        percentile(&times, 0.5),
+        times[times.len() - 1]
+    );
+    println!("idle RSS                                 {}", mib(idle));
+}
+
+async fn memory() {
+    let dir = site();
+    let line = format!("<p>{}</p>\n", "x".repeat(1017));
+    let mut page = String::from("<html><body>\n");
+    while page.len() < 50 * 1024 * 1024 {
+        page.push_str(&line);
+    }
+    page.push_str("</body></html>\n");
+    std::fs::write(dir.path().join("big.html"), &page).unwrap();
+    let relive = start(dir.path());
+    let pid = relive.child.id();
+    drain(relive.addr, "/").await;
+    let before = status_kib(pid, "VmHWM:");
+    for _ in 0..20 {
+        let n = drain(relive.addr, "/big.html").await;
+        assert!(n > 50 * 1024 * 1024);
+    }
+    let after = status_kib(pid, "VmHWM:");
+    println!(
+        "streaming a 50 MB page 20 times         peak RSS {} → {} (+{})",
+        mib(before),
+        mib(after),
+        mib(after.saturating_sub(before))
+    );
+
+    let mut stream = TcpStream::connect(relive.addr).await.unwrap();
+    let mut buf = Vec::new();
+    let begun = Instant::now();
+    for i in 0..10_000 {
+        let path = if i % 2 == 0 {
+            "/"
+        } else {
+            "/__relive/client.js"
+        };
+        get_keepalive(&mut stream, path, &mut buf).await;
+    }
+    let elapsed = begun.elapsed();
+    println!(
+        "after 10,000 requests (1 connection)    RSS {} ({:.0} req/s sequential)",
+        mib(status_kib(pid, "VmRSS:")),
+        10_000.0 / elapsed.as_secs_f64()
+    );
+}
+
+async fn reload_latency() {
+    let dir = site();
+    let relive = start(dir.path());
+    let mut ws = socket(relive.addr).await;
+    let mut samples = Vec::new();
+    for i in 0..50 {
+        let begun = Instant::now();
+        std::fs::write(dir.path().join("index.html"), format!("<p>{i}</p>")).unwrap();
+        assert_eq!(next_type(&mut ws).await, "reload");
+        samples.push(begun.elapsed().as_secs_f64() * 1000.0);
+    }
+    samples.sort_by(f64::total_cmp);
+    println!(
+        "file write → reload frame (50 writes)   median {:.1} ms, p99 {:.1} ms",
+        percentile(&samples, 0.5),
+        percentile(&samples, 0.99)
+    );
+
+    std::fs::create_dir(dir.path().join("burst")).unwrap();
+    for i in 0..500 {
+        std::fs::write(dir.path().join(format!("burst/{i}.html")), "x").unwrap();
+    }
+    let first = next_type(&mut ws).await;
+    std::fs::write(dir.path().join("after.css"), "p{}").unwrap();
+    let second = next_type(&mut ws).await;
+    println!(
+        "500 files written at once               events: {first}, then {second} for the next write (one reload = burst coalesced)"
+    );
+}
+
+async fn fan_out() {
+    let dir = site();
+    let relive = start(dir.path());
+    let mut clients = Vec::new();
+    for _ in 0..1000 {
+        clients.push(socket(relive.addr).await);
+    }
+    let begun = Instant::now();
+    std::fs::write(dir.path().join("index.html"), "<p>fan-out</p>").unwrap();
+    let arrivals = futures_util::future::join_all(clients.iter_mut().map(|ws| async {
+        next_type(ws).await;
+        begun.elapsed()
+    }))
+    .await;
+    let first = arrivals.iter().min().unwrap();
+    let last = arrivals.iter().max().unwrap();
+    println!(
+        "1,000 WebSocket clients                 first {:.1} ms, last {:.1} ms after the write (spread {:.1} ms)",
+        first.as_secs_f64() * 1000.0,
+        last.as_secs_f64() * 1000.0,
+        (*last - *first).as_secs_f64() * 1000.0
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; there is nothing to filter.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        println!(
+            "relive {} — live figures (release build, loopback)",
+            env!("CARGO_PKG_VERSION")
+        );
+        startup_and_idle().await;
+        memory().await;
+        reload_latency().await;
+        fan_out().await;
+    });
+}

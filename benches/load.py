@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Load benchmark: relive beside nginx, in one run, on loopback.
+
+Starts nginx as the origin serving a fixed folder, nginx as a reverse proxy in front of it
+(proxy_pass with upstream keep-alive), nginx with sub_filter injecting a script tag before
+</body>, relive in front of the same origin, and relive's static mode on the same folder. Drives
+each with wrk at 1 and 50 connections for a small HTML page (injected by the injecting rows) and
+a 100 KB JS asset (passthrough), then prints requests/s, p50/p99 and relive's ratio to nginx.
+
+Needs nginx (Debian's nginx-light) and wrk; builds relive in release mode first:
+
+    cargo build --release && python3 benches/load.py [--seconds 5]
+
+Every server listens on 127.0.0.1 only; every run is bounded by --seconds; everything started
+here is stopped on exit.
+"""
+
+import argparse
+import atexit
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TAG = '<script type="module" src="/__relive/client.js" data-relive data-token="x"></script>'
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    sys.exit(f"nothing listens on port {port}")
+
+
+def write_site(folder):
+    body = "".join(f"<p>Paragraph {i} of a small page.</p>\n" for i in range(40))
+    with open(os.path.join(folder, "index.html"), "w") as f:
+        f.write(f"<!doctype html><html><head><title>bench</title></head><body>\n{body}</body></html>\n")
+    line = "function f{0}(a, b) {{ return a * {0} + b; }} // padding padding padding\n"
+    js = "".join(line.format(i) for i in range(1400))
+    with open(os.path.join(folder, "app.js"), "w") as f:
+        f.write(js[: 100 * 1024])
+
+
+NGINX_CONF = """
+worker_processes auto;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    include /etc/nginx/mime.types;
+    keepalive_requests 1000000;
+    upstream origin {{ server 127.0.0.1:{origin}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{origin};
+        root {site};
+    }}
+    server {{
+        listen 127.0.0.1:{proxy};
+        location / {{
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+    }}
+    server {{
+        listen 127.0.0.1:{subfilter};
+        location / {{
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Accept-Encoding "";
+            sub_filter_once on;
+            sub_filter '</body>' '{tag}</body>';
+        }}
+    }}
+}}
+"""
+
+WRK_LINE = re.compile(r"Requests/sec:\s+([\d.]+)")
+PERCENTILE = re.compile(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+
+
+def to_ms(value, unit):
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(url, connections, seconds):
+    threads = 1 if connections == 1 else 2
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
+         "-H", "Accept: text/html", url],
+        capture_output=True, text=True, timeout=seconds + 30, check=True,
+    ).stdout
+    rps = float(WRK_LINE.search(out).group(1))
+    pct = {p: to_ms(v, u) for p, v, u in PERCENTILE.findall(out)}
+    return rps, pct.get("50"), pct.get("99")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
+    parser.add_argument("--relive", default=None, help="path to the relive binary")
+    parser.add_argument("--json", default=None, help="also write the results to this file")
+    args = parser.parse_args()
+    for tool in ("nginx", "wrk"):
+        if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
+            sys.exit(f"{tool} not found: apt-get install -y nginx-light wrk")
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    relive_bin = args.relive or os.path.join(target, "release", "relive")
+    if not os.path.exists(relive_bin):
+        sys.exit(f"{relive_bin} not found: run `cargo build --release` first")
+
+    work = tempfile.mkdtemp(prefix="relive-load-")
+    site = os.path.join(work, "site")
+    os.mkdir(site)
+    write_site(site)
+    ports = {name: free_port() for name in ("origin", "proxy", "subfilter", "relive", "static")}
+    with open(os.path.join(work, "nginx.conf"), "w") as f:
+        f.write(NGINX_CONF.format(dir=work, site=site, tag=TAG, **ports))
+
+    procs = []
+
+    def stop():
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+    atexit.register(stop)
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    procs.append(subprocess.Popen([nginx, "-c", os.path.join(work, "nginx.conf"), "-g", "daemon off;"]))
+    procs.append(subprocess.Popen(
+        [relive_bin, "--proxy", f"http://127.0.0.1:{ports['origin']}", "--port", str(ports["relive"]),
+         "--strict-port", "--quiet"], cwd=work))
+    procs.append(subprocess.Popen(
+        [relive_bin, site, "--port", str(ports["static"]), "--strict-port", "--quiet", "--no-watch"], cwd=work))
+    for port in ports.values():
+        wait_port(port)
+
+    rows = [
+        ("nginx origin (direct)", "origin"),
+        ("nginx proxy_pass", "proxy"),
+        ("nginx sub_filter", "subfilter"),
+        ("relive --proxy", "relive"),
+        ("relive static", "static"),
+    ]
+    results = {}
+    print(f"relive load benchmark — {time.strftime('%Y-%m-%d %H:%M')} — {os.cpu_count()} cores — wrk {args.seconds}s per row\n")
+    for path, what in (("/index.html", "small HTML page (injected by sub_filter and relive)"),
+                       ("/app.js", "100 KB JS asset (passthrough)")):
+        for connections in (1, 50):
+            print(f"{what}, {connections} connection{'s' if connections > 1 else ''}")
+            print(f"  {'server':24} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
+            for label, key in rows:
+                rps, p50, p99 = wrk(f"http://127.0.0.1:{ports[key]}{path}", connections, args.seconds)
+                results[(path, connections, key)] = (rps, p50, p99)
+                print(f"  {label:24} {rps:10.0f} {p50:8.3f} {p99:8.3f}")
+            relive = results[(path, connections, "relive")]
+            bar = "subfilter" if path.endswith(".html") else "proxy"
+            nginx_row = results[(path, connections, bar)]
+            print(f"  → relive / nginx {'sub_filter' if bar == 'subfilter' else 'proxy_pass'}: "
+                  f"{relive[0] / nginx_row[0]:.2f}× req/s, p99 {relive[2] - nginx_row[2]:+.3f} ms\n")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({f"{p} c{c} {k}": v for (p, c, k), v in results.items()}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
