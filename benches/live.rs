@@ -44,7 +44,11 @@ fn start(root: &Path) -> Relive {
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
     loop {
-        let line = lines.next().expect("relive says it listens").unwrap();
+        let Some(Ok(line)) = lines.next() else {
+            let _ = child.kill();
+            let status = child.wait();
+            panic!("relive ended before listening: {status:?}");
+        };
         if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line)
             && json["event"] == "listening"
         {

@@ -140,6 +140,7 @@ pub async fn run(
         upstream: upstream.clone(),
         origin: origin_addr,
         tag,
+        allowed_hosts: config.allowed_hosts.clone(),
     };
     let pingora = start_front_door(front_door, addr, shutdown.clone());
     if let Err(error) = wait_until_accepting(addr, &pingora).await {

@@ -39,6 +39,11 @@ pub struct Cli {
     #[arg(long)]
     pub strict_port: bool,
 
+    /// Also answer requests for this host name (repeatable; `.example.test` allows its
+    /// subdomains too). localhost, *.localhost and IP addresses are always allowed.
+    #[arg(long, value_name = "NAME")]
+    pub allowed_host: Vec<String>,
+
     /// Also watch this path (repeatable). In static mode DIR is always watched.
     #[arg(long, short, value_name = "PATH")]
     pub watch: Vec<PathBuf>,

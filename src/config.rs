@@ -46,6 +46,7 @@ pub struct ServerSection {
     pub host: Option<String>,
     pub port: Option<u16>,
     pub strict_port: Option<bool>,
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -158,6 +159,8 @@ pub struct Config {
     pub host: IpAddr,
     pub port: u16,
     pub strict_port: bool,
+    /// Host names allowed besides localhost and IP literals.
+    pub allowed_hosts: Vec<String>,
     /// `None` when nothing is watched.
     pub watch: Option<WatchSettings>,
     pub heartbeat: Duration,
@@ -297,6 +300,14 @@ pub fn resolve(cli: &Cli, cwd: &Path) -> Result<Config, ConfigError> {
         host,
         port,
         strict_port,
+        allowed_hosts: file
+            .server
+            .allowed_hosts
+            .iter()
+            .flatten()
+            .chain(&cli.allowed_host)
+            .cloned()
+            .collect(),
         watch,
         heartbeat: Duration::from_secs(heartbeat_secs),
         badge: file.client.badge.unwrap_or(true),

@@ -12,6 +12,7 @@
 //! - `cli`: the command line (clap).
 //! - `config`: `relive.toml` and the resolved `Config` (defaults < file < env < flags).
 //! - `decode`: undoes gzip/deflate/br/zstd chunk by chunk, with a size cap.
+//! - `hosts`: the `Host` allow-list against DNS rebinding.
 //! - `hub`: event ring and broadcast; replays missed events to reconnecting tabs.
 //! - `inject`: the streaming lol_html rewriter that adds the client tag.
 //! - `listen`: picks the front door's port (fallback, strict, any).
@@ -33,6 +34,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod decode;
+pub mod hosts;
 pub mod hub;
 pub mod inject;
 pub mod listen;

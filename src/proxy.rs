@@ -23,6 +23,7 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 use tokio::sync::Notify;
 
 use crate::decode::{ContentCoding, Decoder};
+use crate::hosts;
 use crate::inject::{ClientTag, Injector};
 use crate::pages;
 use crate::policy::{self, Injection};
@@ -103,6 +104,8 @@ pub struct FrontDoor {
     pub origin: SocketAddr,
     /// The tag injected into pages (it carries the per-run token).
     pub tag: ClientTag,
+    /// Host names allowed besides localhost and IP literals.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// A page being rewritten as it streams.
@@ -149,6 +152,16 @@ impl ProxyHttp for FrontDoor {
         if session.req_header().method == Method::CONNECT {
             let body = Bytes::from_static(b"relive is not a forward proxy; CONNECT is refused.\n");
             respond(session, StatusCode::METHOD_NOT_ALLOWED, "text/plain", body).await?;
+            return Ok(true);
+        }
+        if let Err((status, message)) = self.check_host(session.req_header()) {
+            respond(
+                session,
+                status,
+                "text/plain; charset=utf-8",
+                Bytes::from(message),
+            )
+            .await?;
             return Ok(true);
         }
         ctx.to_origin =
@@ -426,6 +439,37 @@ fn set_forwarded(session: &Session, request: &mut RequestHeader) -> Result<()> {
 }
 
 impl FrontDoor {
+    /// Applies the `Host` allow-list to the `Host` header and to an absolute-form target.
+    fn check_host(&self, request: &RequestHeader) -> std::result::Result<(), (StatusCode, String)> {
+        let mut hosts = request.headers.get_all(header::HOST).iter();
+        let (Some(value), None) = (hosts.next(), hosts.next()) else {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                "relive: a request needs exactly one Host header\n".into(),
+            ));
+        };
+        let names = std::iter::once(value.to_str().ok())
+            .chain(request.uri.authority().map(|a| Some(a.as_str())));
+        for name in names {
+            let Some(host) = name.and_then(hosts::host_of) else {
+                return Err((StatusCode::BAD_REQUEST, "relive: malformed Host\n".into()));
+            };
+            if !hosts::allowed(&host, &self.allowed_hosts) {
+                tracing::warn!(
+                    "refused a request for host `{host}`; if that is you, start relive with --allowed-host {host}"
+                );
+                return Err((
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "relive: the host `{host}` is not allowed (this protects you from DNS \
+                         rebinding). To use it, start relive with --allowed-host {host}\n"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Forwards an upgrade request through relive's own tunnel (see `tunnel`).
     async fn tunnel(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
         let mut request = session.req_header().clone();

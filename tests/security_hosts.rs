@@ -1,0 +1,177 @@
+//! SECURITY.md §1: who may talk to relive. Raw bytes over TCP, in both modes, with a
+//! recording upstream proving what it never received.
+
+mod common;
+
+use common::upstream::Upstream;
+use common::{Relive, raw, raw_head};
+
+async fn proxy() -> (Upstream, tempfile::TempDir, Relive) {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let relive = Relive::start(&["--proxy", &upstream.url()], dir.path());
+    (upstream, dir, relive)
+}
+
+fn status_of(response: &[u8]) -> String {
+    String::from_utf8_lossy(response)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn foreign_host_names_are_refused_before_reaching_the_upstream() {
+    let (upstream, _dir, relive) = proxy().await;
+    for host in [
+        "evil.example",
+        "localhost.evil.example",
+        "evillocalhost",
+        "attacker.test:4500",
+    ] {
+        let request = format!("GET /plain HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let response = raw(relive.addr, request.as_bytes()).await;
+        assert!(
+            status_of(&response).contains(" 403 "),
+            "{host}: {}",
+            status_of(&response)
+        );
+        assert!(String::from_utf8_lossy(&response).contains("--allowed-host"));
+    }
+    for host in [
+        "localhost:1",
+        "LOCALHOST",
+        "app.localhost",
+        "127.0.0.1",
+        "[::1]:9",
+    ] {
+        let request = format!("GET /plain HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let response = raw(relive.addr, request.as_bytes()).await;
+        assert!(
+            status_of(&response).contains(" 200 "),
+            "{host}: {}",
+            status_of(&response)
+        );
+    }
+    let seen = upstream.heads.lock().unwrap().clone();
+    assert!(
+        seen.iter()
+            .all(|h| !h.to_ascii_lowercase().contains("evil") && !h.contains("attacker")),
+        "the upstream saw a refused request: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_refusal_does_not_desync_the_connection() {
+    let (_upstream, _dir, relive) = proxy().await;
+    let pipelined = b"GET /plain HTTP/1.1\r\nHost: evil.example\r\n\r\nGET /plain HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let response = String::from_utf8_lossy(&raw(relive.addr, pipelined).await).into_owned();
+    let first = response.find("HTTP/1.1 403").expect("refusal first");
+    // Either the canary is answered on the same connection, or the connection was closed
+    // after the refusal; never is the canary's answer anything but the upstream page.
+    if let Some(second) = response.find("HTTP/1.1 200") {
+        assert!(second > first);
+        assert!(response.contains("upstream page"));
+    }
+}
+
+#[tokio::test]
+async fn absolute_form_targets_to_other_hosts_are_refused() {
+    let (upstream, _dir, relive) = proxy().await;
+    let response = raw(
+        relive.addr,
+        b"GET http://evil.example/plain HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    // pingora itself answers 400 when the target's authority and Host disagree; either way
+    // the request goes nowhere.
+    let status = status_of(&response);
+    assert!(
+        status.contains(" 403 ") || status.contains(" 400 "),
+        "{status}"
+    );
+    assert!(upstream.targets.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn missing_or_duplicate_host_is_a_bad_request() {
+    let (upstream, _dir, relive) = proxy().await;
+    let duplicate = raw(
+        relive.addr,
+        b"GET /plain HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        status_of(&duplicate).contains(" 400 "),
+        "{}",
+        status_of(&duplicate)
+    );
+    let missing = raw(
+        relive.addr,
+        b"GET /plain HTTP/1.1\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        status_of(&missing).contains(" 400 "),
+        "{}",
+        status_of(&missing)
+    );
+    assert!(upstream.targets.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn websocket_upgrades_are_held_to_the_same_list() {
+    let (upstream, _dir, relive) = proxy().await;
+    let upgrade = "GET /ws/hmr HTTP/1.1\r\nHost: evil.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    let head = raw_head(relive.addr, upgrade.as_bytes()).await;
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    assert!(upstream.targets.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn configured_names_are_allowed_in_static_mode_too() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index.html"), "<p>hi</p>").unwrap();
+    let relive = Relive::start(&[".", "--allowed-host", ".myapp.test"], dir.path());
+    for (host, expected) in [
+        ("myapp.test", " 200 "),
+        ("www.myapp.test:4500", " 200 "),
+        ("notmyapp.test", " 403 "),
+        ("evil.example", " 403 "),
+    ] {
+        let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let response = raw(relive.addr, request.as_bytes()).await;
+        assert!(
+            status_of(&response).contains(expected),
+            "{host}: {}",
+            status_of(&response)
+        );
+    }
+}
+
+#[tokio::test]
+async fn connect_is_refused_and_relive_adds_no_cors() {
+    let (_upstream, _dir, relive) = proxy().await;
+    let response = raw(
+        relive.addr,
+        b"CONNECT localhost:22 HTTP/1.1\r\nHost: localhost:22\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        status_of(&response).contains(" 405 "),
+        "{}",
+        status_of(&response)
+    );
+    for path in ["/plain", "/__relive/client.js", "/__relive/status"] {
+        let response = common::get(relive.addr, path, &[("Origin", "http://evil.example")]).await;
+        assert!(
+            response
+                .headers
+                .iter()
+                .all(|(n, _)| !n.starts_with("access-control-")),
+            "{path}: {:?}",
+            response.headers
+        );
+    }
+}
