@@ -267,6 +267,10 @@ function handle(event) {
       refreshImages(event.data.paths || []);
       applied();
       return;
+    case "message":
+      log(event.data.text);
+      showMessage(String(event.data.text));
+      return;
   }
 }
 
@@ -622,6 +626,9 @@ const BADGE_STYLE = `
     font: 13px/1.45 system-ui, sans-serif; color: #1f2328; background: #fff8c5;
     box-shadow: 0 4px 14px rgba(0, 0, 0, 0.18); display: flex; gap: 12px; align-items: center; }
   .banner button { background: #1f2328; color: #fff; padding: 4px 10px; }
+  .toast { position: fixed; right: 10px; bottom: 40px; z-index: 2147483647; max-width: 24rem;
+    padding: 8px 12px; border-radius: 8px; font: 13px/1.45 system-ui, sans-serif; color: #fff;
+    background: rgba(31, 35, 40, 0.92); white-space: pre-wrap; }
   [hidden] { display: none !important; }
 `;
 
@@ -658,9 +665,13 @@ function createBadge() {
   resumeButton.textContent = "Resume live reload";
   resumeButton.addEventListener("click", () => state.resume());
   banner.append(message, resumeButton);
-  root.append(style, pill, banner);
+  const toast = document.createElement("div");
+  toast.className = "toast";
+  toast.hidden = true;
+  toast.setAttribute("role", "status");
+  root.append(style, pill, banner, toast);
   document.documentElement.append(host);
-  return { host, pill, label, retryButton, banner, message };
+  return { host, pill, label, retryButton, banner, message, toast };
 }
 
 function setStatus(status) {
@@ -688,6 +699,19 @@ function renderBadge() {
   badge.message.textContent = `relive paused live reload: this page reloaded ${LOOP_LIMIT} times within ${
     LOOP_WINDOW_MS / 1000
   } seconds (is something rewriting watched files?). Last cause: ${pendingReason || "unknown"}.`;
+}
+
+let toastTimer = null;
+
+// Messages from `relive notify message` are shown as text, never parsed as HTML.
+function showMessage(text) {
+  if (!badge) return;
+  badge.toast.textContent = text;
+  badge.toast.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => {
+    if (badge) badge.toast.hidden = true;
+  }, 6000);
 }
 
 function flashBadge() {

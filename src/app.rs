@@ -53,6 +53,8 @@ pub enum RunError {
 pub struct Listening {
     pub addr: SocketAddr,
     pub url: String,
+    /// Bearer token for `POST /__relive/notify`.
+    pub control_token: String,
 }
 
 /// A random lowercase hex string of `bytes` random bytes.
@@ -96,6 +98,7 @@ pub async fn run(
     on_listening: impl FnOnce(&Listening),
 ) -> Result<(), RunError> {
     let token = random_hex(16);
+    let control_token = random_hex(16);
     let tag = ClientTag {
         badge: config.badge,
         debug: config.client_debug,
@@ -130,6 +133,7 @@ pub async fn run(
             shutdown: shutdown.clone(),
         }),
         tag: tag.clone(),
+        control_token: control_token.clone(),
         files,
         serving: serving.clone(),
         started: Instant::now(),
@@ -160,7 +164,9 @@ pub async fn run(
     let listening = Listening {
         addr,
         url: browse_url(addr),
+        control_token,
     };
+    let _state_file = publish_state(&listening);
     on_listening(&listening);
     report(&config, &listening, &serving);
 
@@ -173,6 +179,29 @@ pub async fn run(
     }
     let _ = tokio::task::spawn_blocking(move || pingora.join()).await;
     Ok(())
+}
+
+/// Writes the state file `relive notify` looks for; it is removed when the guard drops.
+fn publish_state(listening: &Listening) -> Option<crate::state::Guard> {
+    let dir = crate::state::dir()?;
+    let instance = crate::state::Instance {
+        pid: std::process::id(),
+        url: listening.url.clone(),
+        port: listening.addr.port(),
+        control_token: listening.control_token.clone(),
+        cwd: std::env::current_dir().unwrap_or_default(),
+        started: crate::protocol::now_ms(),
+    };
+    match crate::state::write(&dir, &instance) {
+        Ok(path) => Some(crate::state::Guard(path)),
+        Err(error) => {
+            tracing::warn!(
+                "cannot write the state file in {} ({error}); `relive notify` needs --url and --token",
+                dir.display()
+            );
+            None
+        }
+    }
 }
 
 async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, RunError> {

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// relive: put it in front of a dev server or a folder, and every tab reloads itself when
 /// something changes.
@@ -17,7 +17,11 @@ use clap::{Parser, ValueEnum};
     about,
     after_help = "Examples:\n  relive                       serve the current folder\n  relive examples/site         serve a folder\n  relive --proxy localhost:5173   front a running dev server\n  relive --proxy 3000 --watch templates   also reload when templates change"
 )]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Folder to serve (static mode). Defaults to the current folder unless --proxy is given.
     #[arg(value_name = "DIR")]
     pub dir: Option<PathBuf>,
@@ -75,6 +79,59 @@ pub struct Cli {
     /// Only warnings and errors.
     #[arg(long, short)]
     pub quiet: bool,
+
+    /// Print the control token for `POST /__relive/notify` on standard output at start.
+    #[arg(long)]
+    pub print_token: bool,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Tell a running relive that something changed (from a build script, a hook, a terminal).
+    Notify(NotifyArgs),
+}
+
+/// `relive notify`.
+#[derive(Debug, Args)]
+pub struct NotifyArgs {
+    #[command(subcommand)]
+    pub signal: Option<SignalArg>,
+
+    /// The relive to notify (default: the one started in this folder or above, else the
+    /// newest running one).
+    #[arg(long, value_name = "URL", requires = "token", global = true)]
+    pub url: Option<String>,
+
+    /// Its control token (see `relive --print-token`).
+    #[arg(long, value_name = "TOKEN", env = "RELIVE_TOKEN", global = true)]
+    pub token: Option<String>,
+}
+
+/// What `relive notify` sends (default: `reload`).
+#[derive(Debug, Clone, Subcommand)]
+pub enum SignalArg {
+    /// Reload every tab.
+    Reload {
+        /// Shown in the terminal and the browser console.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Swap these stylesheets (URL paths such as /css/site.css) without a reload.
+    Css {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<String>,
+    },
+    /// Refresh these images (URL paths) without a reload.
+    Image {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<String>,
+    },
+    /// Show a short message in every tab.
+    Message {
+        #[arg(required = true, value_name = "TEXT")]
+        text: Vec<String>,
+    },
 }
 
 /// How log lines are written.
@@ -117,5 +174,20 @@ mod tests {
         assert!(cli.strict_port);
         assert_eq!(cli.watch, vec![PathBuf::from("a"), PathBuf::from("b")]);
         assert_eq!(cli.ignore, vec!["*.log".to_owned()]);
+    }
+
+    #[test]
+    fn notify_parses_with_a_default_signal() {
+        let cli = Cli::try_parse_from(["relive", "notify"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Notify(NotifyArgs { signal: None, .. }))
+        ));
+        let cli = Cli::try_parse_from(["relive", "notify", "css", "/a.css", "/b.css"]).unwrap();
+        let Some(Command::Notify(args)) = cli.command else {
+            panic!()
+        };
+        assert!(matches!(args.signal, Some(SignalArg::Css { paths }) if paths.len() == 2));
+        assert!(Cli::try_parse_from(["relive", "notify", "css"]).is_err());
     }
 }

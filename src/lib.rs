@@ -11,12 +11,14 @@
 //! - `app`: starts every part, reports the URL, stops everything on one shutdown token.
 //! - `cli`: the command line (clap).
 //! - `config`: `relive.toml` and the resolved `Config` (defaults < file < env < flags).
+//! - `control`: `POST /__relive/notify`, signals from build tools and scripts.
 //! - `decode`: undoes gzip/deflate/br/zstd chunk by chunk, with a size cap.
 //! - `hosts`: the `Host` allow-list against DNS rebinding.
 //! - `hub`: event ring and broadcast; replays missed events to reconnecting tabs.
 //! - `inject`: the streaming lol_html rewriter that adds the client tag.
 //! - `listen`: picks the front door's port (fallback, strict, any).
 //! - `log`: tracing setup (text or JSON) with pingora's logs bridged in.
+//! - `notify`: the `relive notify` command.
 //! - `origin`: relive's internal HTTP app (client.js, WebSocket, status, static files).
 //! - `pages`: relive's own HTML pages (upstream down, not found).
 //! - `policy`: which responses are page navigations that get the client.
@@ -24,6 +26,7 @@
 //! - `protocol`: the wire messages between relive and the browser.
 //! - `proxy`: the pingora front door.
 //! - `sse`: `/__relive/events`, the event-stream fallback for tabs without WebSocket.
+//! - `state`: the per-instance state file `relive notify` finds relive by.
 //! - `static_files`: serving a folder safely.
 //! - `tunnel`: relays WebSocket and other upgrades between browser and peer.
 //! - `watch`: notify, ignore rules, debouncing and classification of changes.
@@ -33,12 +36,14 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod decode;
 pub mod hosts;
 pub mod hub;
 pub mod inject;
 pub mod listen;
 pub mod log;
+pub mod notify;
 pub mod origin;
 pub mod pages;
 pub mod policy;
@@ -46,6 +51,7 @@ pub mod poll;
 pub mod protocol;
 pub mod proxy;
 pub mod sse;
+pub mod state;
 pub mod static_files;
 pub mod tunnel;
 pub mod watch;
@@ -74,6 +80,19 @@ pub enum Failure {
 
 /// Runs the `relive` command with parsed arguments; returns the process exit code.
 pub fn main_with(cli: cli::Cli) -> ExitCode {
+    if let Some(cli::Command::Notify(args)) = &cli.command {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        return match notify::run(args, &cwd) {
+            Ok(done) => {
+                eprintln!("relive: {done}");
+                ExitCode::from(exit::OK)
+            }
+            Err(error) => {
+                eprintln!("relive: {error:#}");
+                ExitCode::from(exit::FAILURE)
+            }
+        };
+    }
     match run_cli(cli) {
         Ok(interrupted) => ExitCode::from(if interrupted {
             exit::INTERRUPTED
@@ -122,7 +141,13 @@ fn run_cli(cli: cli::Cli) -> Result<bool, Failure> {
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         let interrupted = tokio::spawn(stop_on_signal(shutdown.clone()));
-        let result = app::run(config, addr, shutdown.clone(), |_| {}).await;
+        let print_token = cli.print_token;
+        let result = app::run(config, addr, shutdown.clone(), |listening| {
+            if print_token {
+                println!("{}", listening.control_token);
+            }
+        })
+        .await;
         shutdown.cancel();
         let interrupted = interrupted.await.unwrap_or(false);
         result

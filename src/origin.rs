@@ -35,6 +35,8 @@ pub struct Origin {
     pub socket: Arc<SocketContext>,
     /// The tag relive's own pages carry.
     pub tag: crate::inject::ClientTag,
+    /// Bearer token for `POST /__relive/notify`.
+    pub control_token: String,
     /// The folder, in static mode.
     pub files: Option<StaticFiles>,
     /// For `/__relive/status`: what relive is in front of.
@@ -102,6 +104,11 @@ impl Origin {
                 }
             }
             "/__relive/status" => self.status(),
+            "/__relive/notify" => {
+                let (status, body) =
+                    crate::control::handle(request, &self.control_token, &self.socket.hub).await;
+                response(status, "application/json", body)
+            }
             _ if path.starts_with(crate::proxy::RESERVED_PREFIX) => response(
                 StatusCode::NOT_FOUND,
                 "text/plain; charset=utf-8",

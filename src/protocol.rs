@@ -26,6 +26,9 @@ pub enum Event {
     Css { paths: Vec<String> },
     /// Only images changed: refresh these where the page shows them, without a reload.
     Image { paths: Vec<String> },
+    /// A short note for the person looking at the page (from `relive notify message`), shown
+    /// as text.
+    Message { text: String },
     /// Heartbeat; the client answers with `pong` echoing `sent`. `rtt_ms` is the round trip
     /// the previous heartbeat measured for this connection, if any.
     Ping { sent: u64, rtt_ms: Option<u64> },

@@ -22,6 +22,7 @@ use pingora::upstreams::peer::Peer;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 use tokio::sync::Notify;
 
+use crate::control;
 use crate::decode::{ContentCoding, Decoder};
 use crate::hosts;
 use crate::inject::{ClientTag, Injector};
@@ -155,6 +156,18 @@ impl ProxyHttp for FrontDoor {
             return Ok(true);
         }
         if let Err((status, message)) = self.check_host(session.req_header()) {
+            respond(
+                session,
+                status,
+                "text/plain; charset=utf-8",
+                Bytes::from(message),
+            )
+            .await?;
+            return Ok(true);
+        }
+        if let Err((status, message)) = check_control_body(session.req_header()) {
+            // The body was not read: the connection cannot carry another request.
+            session.set_keepalive(None);
             respond(
                 session,
                 status,
@@ -389,6 +402,32 @@ impl ProxyHttp for FrontDoor {
     fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, error: &Error) -> bool {
         self.upstream_for(ctx).is_some() && error.esource() == &ErrorSource::Upstream
             || error.esource() == &ErrorSource::Downstream
+    }
+}
+
+/// Bodies sent to relive's control endpoint must declare a length of at most
+/// [`control::MAX_BODY`]; anything else is refused here, before a byte of it is read.
+fn check_control_body(request: &RequestHeader) -> std::result::Result<(), (StatusCode, String)> {
+    if request.uri.path() != "/__relive/notify" || request.method != Method::POST {
+        return Ok(());
+    }
+    if request.headers.contains_key(header::TRANSFER_ENCODING) {
+        return Err((
+            StatusCode::LENGTH_REQUIRED,
+            "relive: send the signal with a Content-Length\n".into(),
+        ));
+    }
+    let declared = request
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    match declared {
+        Some(length) if length > control::MAX_BODY => Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "relive: the signal is over 64 KiB\n".into(),
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -30,9 +30,11 @@ fn a_busy_port_falls_through_to_the_next_and_says_so() {
 fn the_port_change_is_announced() {
     let dir = folder();
     let (_held, port) = busy_port();
+    let runtime_dir = tempfile::tempdir().unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_relive"))
         .args([".", "--port", &port.to_string()])
         .current_dir(dir.path())
+        .env("XDG_RUNTIME_DIR", runtime_dir.path())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -134,7 +136,7 @@ fn config_file_settings_are_used_and_flags_win() {
 #[test]
 fn ctrl_c_stops_relive_with_exit_code_130() {
     let dir = folder();
-    let relive = Relive::start(&["."], dir.path());
+    let mut relive = Relive::start(&["."], dir.path());
     let addr = relive.addr;
     let status = relive.interrupt();
     assert_eq!(status.code(), Some(130));

@@ -24,6 +24,8 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 pub struct Relive {
     child: Child,
     pub addr: SocketAddr,
+    /// `XDG_RUNTIME_DIR` for this relive: its state file is in `relive/` below it.
+    pub runtime_dir: tempfile::TempDir,
     /// relive's stderr lines after the `listening` line.
     pub lines: mpsc::Receiver<String>,
 }
@@ -35,11 +37,13 @@ pub struct StartFailure {
     pub stderr: String,
 }
 
-fn command(args: &[&str], cwd: &Path) -> Command {
+fn command(args: &[&str], cwd: &Path, runtime_dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_relive"));
     command
         .args(args)
         .current_dir(cwd)
+        .env("XDG_RUNTIME_DIR", runtime_dir)
+        .env_remove("RELIVE_TOKEN")
         .env_remove("RELIVE_PORT")
         .env_remove("RELIVE_HOST")
         .env_remove("RELIVE_PROXY")
@@ -68,7 +72,10 @@ impl Relive {
         if !args.iter().any(|a| *a == "--port" || *a == "-p") {
             all.extend(["--port", "0"]);
         }
-        let mut child = command(&all, cwd).spawn().expect("the relive binary runs");
+        let runtime_dir = tempfile::tempdir().expect("a temp runtime dir");
+        let mut child = command(&all, cwd, runtime_dir.path())
+            .spawn()
+            .expect("the relive binary runs");
         let stderr = child.stderr.take().expect("stderr is piped");
         let (sender, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -90,6 +97,7 @@ impl Relive {
                         return Ok(Relive {
                             child,
                             addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                            runtime_dir,
                             lines,
                         });
                     }
@@ -128,7 +136,7 @@ impl Relive {
     }
 
     /// Sends SIGINT and waits for the exit status.
-    pub fn interrupt(mut self) -> ExitStatus {
+    pub fn interrupt(&mut self) -> ExitStatus {
         let _ = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
             .status();
@@ -151,11 +159,32 @@ impl Drop for Relive {
 
 /// Runs relive to completion (for commands that should fail fast).
 pub fn run_to_exit(args: &[&str], cwd: &Path) -> (ExitStatus, String) {
-    let output = command(args, cwd).output().expect("the relive binary runs");
+    let runtime_dir = tempfile::tempdir().expect("a temp runtime dir");
+    run_to_exit_with(args, cwd, runtime_dir.path())
+}
+
+/// Like `run_to_exit`, with a given `XDG_RUNTIME_DIR` (to reach a running relive's state).
+pub fn run_to_exit_with(args: &[&str], cwd: &Path, runtime_dir: &Path) -> (ExitStatus, String) {
+    let output = command(args, cwd, runtime_dir)
+        .output()
+        .expect("the relive binary runs");
     (
         output.status,
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+impl Relive {
+    /// The control token from relive's state file.
+    pub fn control_token(&self) -> String {
+        let path = self
+            .runtime_dir
+            .path()
+            .join(format!("relive/{}.json", self.addr.port()));
+        let text = std::fs::read_to_string(&path).expect("relive wrote its state file");
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        json["control_token"].as_str().unwrap().to_owned()
+    }
 }
 
 /// A parsed HTTP/1.1 response.

@@ -1,0 +1,235 @@
+//! Signals from outside (SECURITY.md §3): `POST /__relive/notify` and `relive notify`.
+
+mod common;
+
+use common::browser::Browser;
+use common::{Relive, connect_and_hello, next_event, raw};
+
+fn site() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("index.html"),
+        "<!doctype html><html><body><h1>hi</h1></body></html>",
+    )
+    .unwrap();
+    dir
+}
+
+fn post(addr: std::net::SocketAddr, headers: &str, body: &str) -> String {
+    format!(
+        "POST /__relive/notify HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn statuses(response: &[u8]) -> Vec<u16> {
+    String::from_utf8_lossy(response)
+        .match_indices("HTTP/1.1 ")
+        .filter_map(|(i, _)| {
+            let text = String::from_utf8_lossy(response);
+            text[i + 9..i + 12].parse().ok()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_signal_with_the_token_reaches_every_tab() {
+    let dir = site();
+    let relive = Relive::start(&["."], dir.path());
+    let token = relive.control_token();
+    let (mut socket, _) = connect_and_hello(relive.addr).await;
+    let request = post(
+        relive.addr,
+        &format!(
+            "Authorization: Bearer {token}\r\nContent-Type: application/json\r\nConnection: close\r\n"
+        ),
+        r#"{"type":"css","paths":["/css/site.css"]}"#,
+    );
+    let response = raw(relive.addr, request.as_bytes()).await;
+    assert_eq!(
+        statuses(&response),
+        vec![202],
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+    let event = next_event(&mut socket).await;
+    assert_eq!(event["type"], "css");
+    assert_eq!(event["data"]["paths"], serde_json::json!(["/css/site.css"]));
+}
+
+#[tokio::test]
+async fn refused_signals_produce_no_event_and_do_not_desync_the_connection() {
+    let dir = site();
+    let relive = Relive::start(&["."], dir.path());
+    let token = relive.control_token();
+    let page_token = common::token_of(
+        &common::get(relive.addr, "/", common::NAVIGATION)
+            .await
+            .text(),
+    );
+    let (mut socket, _) = connect_and_hello(relive.addr).await;
+    let json = "Content-Type: application/json\r\n";
+    let good = format!("Authorization: Bearer {token}\r\n");
+    let cases = [
+        (String::new() + json, r#"{"type":"reload"}"#.to_owned(), 401),
+        (
+            format!("Authorization: Bearer {page_token}\r\n{json}"),
+            r#"{"type":"reload"}"#.to_owned(),
+            401,
+        ),
+        (
+            format!("Authorization: Bearer wrong\r\n{json}"),
+            r#"{"type":"reload"}"#.to_owned(),
+            401,
+        ),
+        (
+            format!("{good}Content-Type: text/plain\r\n"),
+            r#"{"type":"reload"}"#.to_owned(),
+            415,
+        ),
+        (format!("{good}{json}"), "not json".to_owned(), 400),
+        (
+            format!("{good}{json}"),
+            r#"{"type":"explode"}"#.to_owned(),
+            400,
+        ),
+        (
+            format!("{good}{json}"),
+            format!(r#"{{"type":"message","text":"{}"}}"#, "x".repeat(70_000)),
+            413,
+        ),
+    ];
+    for (headers, body, expected) in &cases {
+        // The refused request, then a canary on the same connection.
+        let mut bytes = post(relive.addr, headers, body).into_bytes();
+        bytes.extend_from_slice(
+            format!(
+                "GET /__relive/status HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                relive.addr
+            )
+            .as_bytes(),
+        );
+        let response = raw(relive.addr, &bytes).await;
+        let got = statuses(&response);
+        assert_eq!(
+            got.first(),
+            Some(expected),
+            "{headers:?}: {}",
+            String::from_utf8_lossy(&response)
+        );
+        if let Some(canary) = got.get(1) {
+            assert_eq!(*canary, 200, "the canary was misread");
+        }
+    }
+    let chunked = format!(
+        "POST /__relive/notify HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n11\r\n{{\"type\":\"reload\"}}\r\n0\r\n\r\n",
+        relive.addr
+    );
+    assert_eq!(
+        statuses(&raw(relive.addr, chunked.as_bytes()).await),
+        vec![411]
+    );
+    let get = format!(
+        "GET /__relive/notify HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n",
+        relive.addr
+    );
+    assert_eq!(statuses(&raw(relive.addr, get.as_bytes()).await), vec![405]);
+
+    // Only now a valid signal: it must be the first event the tab sees.
+    let ok = post(
+        relive.addr,
+        &format!("{good}{json}Connection: close\r\n"),
+        r#"{"type":"reload","reason":"canary"}"#,
+    );
+    assert_eq!(statuses(&raw(relive.addr, ok.as_bytes()).await), vec![202]);
+    let event = next_event(&mut socket).await;
+    assert_eq!(
+        event["data"]["reason"], "canary",
+        "a refused request produced {event}"
+    );
+}
+
+#[tokio::test]
+async fn relive_notify_finds_the_running_instance() {
+    let dir = site();
+    let relive = Relive::start(&["."], dir.path());
+    let (mut socket, _) = connect_and_hello(relive.addr).await;
+    let (status, stderr) = common::run_to_exit_with(
+        &["notify", "css", "/a.css"],
+        dir.path(),
+        relive.runtime_dir.path(),
+    );
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("sent css"), "{stderr}");
+    let event = next_event(&mut socket).await;
+    assert_eq!(event["type"], "css");
+    assert_eq!(event["data"]["paths"], serde_json::json!(["/a.css"]));
+
+    let (status, _) = common::run_to_exit_with(&["notify"], dir.path(), relive.runtime_dir.path());
+    assert!(status.success());
+    assert_eq!(next_event(&mut socket).await["type"], "reload");
+
+    let url = format!("http://{}", relive.addr);
+    let (status, stderr) =
+        common::run_to_exit(&["notify", "--url", &url, "--token", "wrong"], dir.path());
+    assert_eq!(status.code(), Some(1));
+    assert!(stderr.contains("refused the signal (401)"), "{stderr}");
+}
+
+#[tokio::test]
+async fn relive_notify_without_a_running_relive_fails_clearly() {
+    let dir = site();
+    let (status, stderr) = common::run_to_exit(&["notify"], dir.path());
+    assert_eq!(status.code(), Some(1));
+    assert!(stderr.contains("no running relive found"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_state_file_is_private_and_removed_on_exit() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = site();
+    let mut relive = Relive::start(&["."], dir.path());
+    let path = relive
+        .runtime_dir
+        .path()
+        .join(format!("relive/{}.json", relive.addr.port()));
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let status = relive.interrupt();
+    assert_eq!(status.code(), Some(130));
+    assert!(!path.exists(), "the state file outlived relive");
+}
+
+#[tokio::test]
+async fn messages_are_shown_as_text() {
+    let Some(mut browser) = Browser::launch().await else {
+        return;
+    };
+    let dir = site();
+    let relive = Relive::start(&["."], dir.path());
+    browser.navigate(&relive.url("/")).await;
+    browser.wait_connected().await;
+    let (status, stderr) = common::run_to_exit_with(
+        &[
+            "notify",
+            "message",
+            "<b>build</b> finished <img src=x onerror=alert(1)>",
+        ],
+        dir.path(),
+        relive.runtime_dir.path(),
+    );
+    assert!(status.success(), "{stderr}");
+    browser
+        .wait_until("document.querySelector('relive-badge').shadowRoot.querySelector('.toast').hidden === false")
+        .await;
+    let text = browser
+        .badge("root.querySelector('.toast').textContent")
+        .await;
+    assert_eq!(text, "<b>build</b> finished <img src=x onerror=alert(1)>");
+    assert_eq!(
+        browser
+            .badge("root.querySelector('.toast img, .toast b') === null")
+            .await,
+        true
+    );
+}
