@@ -22,6 +22,10 @@ struct Relive {
     child: Child,
     addr: SocketAddr,
     started: Duration,
+    /// The control token (`--print-token`).
+    token: String,
+    /// Where its state file goes, away from the watched folder.
+    _runtime_dir: tempfile::TempDir,
 }
 
 impl Drop for Relive {
@@ -32,12 +36,14 @@ impl Drop for Relive {
 }
 
 fn start(root: &Path) -> Relive {
+    let runtime_dir = tempfile::tempdir().unwrap();
     let begun = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_relive"))
-        .args([".", "--port", "0", "--log-format", "json"])
+        .args([".", "--port", "0", "--log-format", "json", "--print-token"])
         .current_dir(root)
+        .env("XDG_RUNTIME_DIR", runtime_dir.path())
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("relive runs");
@@ -54,12 +60,17 @@ fn start(root: &Path) -> Relive {
         {
             let port = json["port"].as_u64().unwrap() as u16;
             let started = begun.elapsed();
+            let mut token = String::new();
+            let stdout = child.stdout.take().unwrap();
+            BufReader::new(stdout).read_line(&mut token).unwrap();
             // Keep draining relive's output so it never blocks on a full pipe.
             std::thread::spawn(move || for _ in lines {});
             return Relive {
                 child,
                 addr: SocketAddr::from(([127, 0, 0, 1], port)),
                 started,
+                token: token.trim().to_owned(),
+                _runtime_dir: runtime_dir,
             };
         }
     }
@@ -254,6 +265,27 @@ async fn reload_latency() {
     samples.sort_by(f64::total_cmp);
     println!(
         "file write → reload frame (50 writes)   median {:.1} ms, p99 {:.1} ms",
+        percentile(&samples, 0.5),
+        percentile(&samples, 0.99)
+    );
+
+    let mut samples = Vec::new();
+    for _ in 0..50 {
+        let body = r#"{"type":"reload"}"#;
+        let request = format!(
+            "POST /__relive/notify HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            relive.token,
+            body.len()
+        );
+        let begun = Instant::now();
+        let mut stream = TcpStream::connect(relive.addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        assert_eq!(next_type(&mut ws).await, "reload");
+        samples.push(begun.elapsed().as_secs_f64() * 1000.0);
+    }
+    samples.sort_by(f64::total_cmp);
+    println!(
+        "POST /__relive/notify → reload frame    median {:.2} ms, p99 {:.2} ms",
         percentile(&samples, 0.5),
         percentile(&samples, 0.99)
     );
