@@ -150,31 +150,13 @@ impl ProxyHttp for FrontDoor {
     /// Runs first for every request. Refuses CONNECT (relive is no open proxy) and decides
     /// whether the request is relive's own. Returns `Ok(true)` when it answered itself.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        if session.req_header().method == Method::CONNECT {
-            let body = Bytes::from_static(b"relive is not a forward proxy; CONNECT is refused.\n");
-            respond(session, StatusCode::METHOD_NOT_ALLOWED, "text/plain", body).await?;
-            return Ok(true);
-        }
-        if let Err((status, message)) = self.check_host(session.req_header()) {
-            respond(
-                session,
-                status,
-                "text/plain; charset=utf-8",
-                Bytes::from(message),
-            )
-            .await?;
-            return Ok(true);
-        }
-        if let Err((status, message)) = check_control_body(session.req_header()) {
-            // The body was not read: the connection cannot carry another request.
-            session.set_keepalive(None);
-            respond(
-                session,
-                status,
-                "text/plain; charset=utf-8",
-                Bytes::from(message),
-            )
-            .await?;
+        if let Some(refusal) = self.refusal(session.req_header()) {
+            if refusal.close {
+                // The body was not read: the connection cannot carry another request.
+                session.set_keepalive(None);
+            }
+            let body = Bytes::from(refusal.message);
+            respond(session, refusal.status, "text/plain; charset=utf-8", body).await?;
             return Ok(true);
         }
         ctx.to_origin =
@@ -477,7 +459,35 @@ fn set_forwarded(session: &Session, request: &mut RequestHeader) -> Result<()> {
     Ok(())
 }
 
+/// A request the front door answers itself, without forwarding it.
+struct Refusal {
+    status: StatusCode,
+    message: String,
+    /// Close the connection afterwards (the request's body was left unread).
+    close: bool,
+}
+
 impl FrontDoor {
+    /// Why a request must not be forwarded, if it must not: CONNECT (relive is no open proxy),
+    /// a host outside the allow-list, an unacceptable control body.
+    fn refusal(&self, request: &RequestHeader) -> Option<Refusal> {
+        let refuse = |(status, message), close| Refusal {
+            status,
+            message,
+            close,
+        };
+        if request.method == Method::CONNECT {
+            let message = "relive is not a forward proxy; CONNECT is refused.\n".to_owned();
+            return Some(refuse((StatusCode::METHOD_NOT_ALLOWED, message), false));
+        }
+        if let Err(refused) = self.check_host(request) {
+            return Some(refuse(refused, false));
+        }
+        check_control_body(request)
+            .err()
+            .map(|refused| refuse(refused, true))
+    }
+
     /// Applies the `Host` allow-list to the `Host` header and to an absolute-form target.
     fn check_host(&self, request: &RequestHeader) -> std::result::Result<(), (StatusCode, String)> {
         let mut hosts = request.headers.get_all(header::HOST).iter();

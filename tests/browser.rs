@@ -32,8 +32,7 @@ async fn html_change_reloads_the_page_and_keeps_scroll() {
     };
     let dir = site();
     let relive = Relive::start(&["."], dir.path());
-    browser.navigate(&relive.url("/")).await;
-    browser.wait_connected().await;
+    browser.open(&relive.url("/")).await;
     browser
         .eval("scrollTo(0, 1200); window.marker = 'before';")
         .await;
@@ -63,8 +62,7 @@ async fn css_change_swaps_stylesheet_without_reload() {
     };
     let dir = site();
     let relive = Relive::start(&["."], dir.path());
-    browser.navigate(&relive.url("/")).await;
-    browser.wait_connected().await;
+    browser.open(&relive.url("/")).await;
     assert_eq!(browser.eval(H1_COLOR).await, "rgb(255, 0, 0)");
     browser.eval("window.marker = 'kept';").await;
 
@@ -94,8 +92,7 @@ async fn page_reloads_once_relive_is_back_after_a_restart() {
     let dir = site();
     let port = common::unused_port().to_string();
     let relive = Relive::start(&[".", "--port", &port, "--strict-port"], dir.path());
-    browser.navigate(&relive.url("/")).await;
-    browser.wait_connected().await;
+    browser.open(&relive.url("/")).await;
     browser.eval("window.marker = 'before restart';").await;
 
     drop(relive);

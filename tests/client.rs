@@ -52,20 +52,25 @@ fn site() -> tempfile::TempDir {
     dir
 }
 
+/// Chromium, a fresh site and relive serving it; `None` (skipped) without Chromium.
+async fn setup() -> Option<(Browser, tempfile::TempDir, Relive)> {
+    let browser = Browser::launch().await?;
+    let dir = site();
+    let relive = Relive::start(&["."], dir.path());
+    Some((browser, dir, relive))
+}
+
 async fn open(browser: &mut Browser, relive: &Relive, path: &str) {
-    browser.navigate(&relive.url(path)).await;
-    browser.wait_connected().await;
+    browser.open(&relive.url(path)).await;
 }
 
 const H1_COLOR: &str = "getComputedStyle(document.querySelector('h1')).color";
 
 #[tokio::test]
 async fn typed_values_and_scroll_positions_survive_a_reload() {
-    let Some(mut browser) = Browser::launch().await else {
+    let Some((mut browser, dir, relive)) = setup().await else {
         return;
     };
-    let dir = site();
-    let relive = Relive::start(&["."], dir.path());
     open(&mut browser, &relive, "/").await;
     browser
         .eval("document.querySelector('#name').focus()")
@@ -102,11 +107,9 @@ async fn typed_values_and_scroll_positions_survive_a_reload() {
 
 #[tokio::test]
 async fn image_changes_refresh_images_without_a_reload() {
-    let Some(mut browser) = Browser::launch().await else {
+    let Some((mut browser, dir, relive)) = setup().await else {
         return;
     };
-    let dir = site();
-    let relive = Relive::start(&["."], dir.path());
     open(&mut browser, &relive, "/").await;
     browser
         .wait_until("document.querySelector('#logo').naturalWidth === 10")
@@ -128,11 +131,9 @@ async fn image_changes_refresh_images_without_a_reload() {
 
 #[tokio::test]
 async fn an_imported_stylesheet_is_swapped_without_a_reload() {
-    let Some(mut browser) = Browser::launch().await else {
+    let Some((mut browser, dir, relive)) = setup().await else {
         return;
     };
-    let dir = site();
-    let relive = Relive::start(&["."], dir.path());
     open(&mut browser, &relive, "/").await;
     assert_eq!(browser.eval(H1_COLOR).await, "rgb(255, 0, 0)");
     browser.eval("window.marker = 'kept'").await;
@@ -149,11 +150,9 @@ async fn an_imported_stylesheet_is_swapped_without_a_reload() {
 
 #[tokio::test]
 async fn an_event_sent_while_disconnected_arrives_after_reconnecting() {
-    let Some(mut browser) = Browser::launch().await else {
+    let Some((mut browser, dir, relive)) = setup().await else {
         return;
     };
-    let dir = site();
-    let relive = Relive::start(&["."], dir.path());
     open(&mut browser, &relive, "/").await;
     browser
         .eval("__relive.debugHold = true; __relive.debugDrop(); window.marker = 'kept';")
@@ -225,11 +224,9 @@ async fn the_badge_shows_each_state_and_retries_on_request() {
 
 #[tokio::test]
 async fn the_badge_can_be_turned_off_per_page() {
-    let Some(mut browser) = Browser::launch().await else {
+    let Some((mut browser, _dir, relive)) = setup().await else {
         return;
     };
-    let dir = site();
-    let relive = Relive::start(&["."], dir.path());
     open(&mut browser, &relive, "/?relive-badge=off").await;
     assert_eq!(
         browser
@@ -241,11 +238,9 @@ async fn the_badge_can_be_turned_off_per_page() {
 
 #[tokio::test]
 async fn a_reload_loop_is_stopped_with_a_banner_and_can_be_resumed() {
-    let Some(mut browser) = Browser::launch().await else {
+    let Some((mut browser, dir, relive)) = setup().await else {
         return;
     };
-    let dir = site();
-    let relive = Relive::start(&["."], dir.path());
     open(&mut browser, &relive, "/").await;
     for version in 1..=5 {
         write(
@@ -323,11 +318,9 @@ async fn a_blocked_websocket_falls_back_to_an_event_stream() {
 
 #[tokio::test]
 async fn runtime_errors_appear_in_relives_output() {
-    let Some(mut browser) = Browser::launch().await else {
+    let Some((mut browser, _dir, relive)) = setup().await else {
         return;
     };
-    let dir = site();
-    let relive = Relive::start(&["."], dir.path());
     open(&mut browser, &relive, "/").await;
     browser
         .eval("setTimeout(() => { throw new Error('boom-4711'); }); 0")
@@ -444,8 +437,7 @@ async fn a_page_restored_from_the_back_forward_cache_reconnects() {
     browser
         .eval("window.marker = 'from cache'; addEventListener('pageshow', e => { window.restored = e.persisted; });")
         .await;
-    browser.navigate(&relive.url("/other.html")).await;
-    browser.wait_connected().await;
+    browser.open(&relive.url("/other.html")).await;
     browser.eval("history.back()").await;
     browser
         .wait_until("window.marker === 'from cache' && window.restored === true && __relive.status === 'connected'")

@@ -207,8 +207,7 @@ async fn messages_are_shown_as_text() {
     };
     let dir = site();
     let relive = Relive::start(&["."], dir.path());
-    browser.navigate(&relive.url("/")).await;
-    browser.wait_connected().await;
+    browser.open(&relive.url("/")).await;
     let (status, stderr) = common::run_to_exit_with(
         &[
             "notify",

@@ -186,6 +186,12 @@ impl Browser {
         .await
     }
 
+    /// Navigates to `url` and waits until relive's client there is connected.
+    pub async fn open(&mut self, url: &str) {
+        self.navigate(url).await;
+        self.wait_connected().await;
+    }
+
     /// Waits until the page is loaded and relive's client is connected.
     pub async fn wait_connected(&mut self) {
         self.wait_until(
