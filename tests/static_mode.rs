@@ -316,3 +316,34 @@ fn tag_len(page: &str) -> usize {
     let start = page.rfind("<script type=\"module\"").expect("tag present");
     page[start..].find("</script>").unwrap() + "</script>".len()
 }
+
+#[tokio::test]
+async fn a_tab_that_stops_answering_pings_is_dropped() {
+    let dir = site();
+    std::fs::write(
+        dir.path().join("relive.toml"),
+        "[client]\nheartbeat_secs = 1\n",
+    )
+    .unwrap();
+    let relive = start(dir.path());
+    let (mut socket, hello) = connect_and_hello(relive.addr).await;
+    assert_eq!(hello["data"]["heartbeat_ms"], 1000);
+    // Read pings but never answer them: relive must give up on this tab and close it.
+    let closed = tokio::time::timeout(common::PATIENCE, async {
+        loop {
+            match futures_util::StreamExt::next(&mut socket).await {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) => {
+                    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+                    assert_eq!(json["type"], "ping", "{json}");
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "relive kept a silent tab");
+    let status = common::get(relive.addr, "/__relive/status", &[]).await;
+    let json: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
+    assert_eq!(json["tabs"], serde_json::json!([]), "{json}");
+}
