@@ -53,6 +53,8 @@ const state = (globalThis.__relive = {
   rttMs: null,
   updates: 0,
   paused: false,
+  building: false,
+  buildError: null,
   role: inFrame ? "frame" : "top",
   retry: () => safely(retry),
   resume: () => safely(resume),
@@ -266,6 +268,24 @@ function handle(event) {
     case "image":
       refreshImages(event.data.paths || []);
       applied();
+      return;
+    case "build_progress":
+      if (!state.building) {
+        state.building = true;
+        renderBadge();
+      }
+      if (debug) console.debug("[relive] build │", event.data.line);
+      return;
+    case "build_completed":
+      state.building = false;
+      state.buildError = null;
+      renderBadge();
+      return;
+    case "build_error":
+      state.building = false;
+      state.buildError = event.data;
+      log(`build failed${event.data.code === null ? "" : ` (exit ${event.data.code})`}`);
+      renderBadge();
       return;
     case "message":
       log(event.data.text);
@@ -626,6 +646,18 @@ const BADGE_STYLE = `
     font: 13px/1.45 system-ui, sans-serif; color: #1f2328; background: #fff8c5;
     box-shadow: 0 4px 14px rgba(0, 0, 0, 0.18); display: flex; gap: 12px; align-items: center; }
   .banner button { background: #1f2328; color: #fff; padding: 4px 10px; }
+  .overlay { position: fixed; inset: 0; z-index: 2147483646; display: flex; align-items:
+    flex-start; justify-content: center; padding-top: 10vh; background: rgba(13, 17, 23, 0.55); }
+  .panel { width: min(60rem, 92vw); max-height: 70vh; overflow: auto; border-radius: 10px;
+    background: #0d1117; color: #e6edf3; box-shadow: 0 10px 40px rgba(0, 0, 0, 0.4);
+    font: 13px/1.5 ui-monospace, SFMono-Regular, Menlo, monospace; }
+  .panel header { display: flex; justify-content: space-between; align-items: center;
+    padding: 10px 14px; background: #cf222e; color: #fff; font: 600 14px system-ui, sans-serif; }
+  .panel header button { background: rgba(255, 255, 255, 0.9); }
+  .panel pre { margin: 0; padding: 12px 14px; white-space: pre-wrap; word-break: break-word; }
+  .fg-30 { color: #6e7681; } .fg-31 { color: #ff7b72; } .fg-32 { color: #3fb950; }
+  .fg-33 { color: #d29922; } .fg-34 { color: #58a6ff; } .fg-35 { color: #bc8cff; }
+  .fg-36 { color: #39c5cf; } .fg-37 { color: #e6edf3; } .bold { font-weight: 700; }
   .toast { position: fixed; right: 10px; bottom: 40px; z-index: 2147483647; max-width: 24rem;
     padding: 8px 12px; border-radius: 8px; font: 13px/1.45 system-ui, sans-serif; color: #fff;
     background: rgba(31, 35, 40, 0.92); white-space: pre-wrap; }
@@ -669,9 +701,59 @@ function createBadge() {
   toast.className = "toast";
   toast.hidden = true;
   toast.setAttribute("role", "status");
-  root.append(style, pill, banner, toast);
+  const overlay = document.createElement("div");
+  overlay.className = "overlay";
+  overlay.hidden = true;
+  const panel = document.createElement("div");
+  panel.className = "panel";
+  panel.setAttribute("role", "alert");
+  const header = document.createElement("header");
+  const title = document.createElement("span");
+  const dismiss = document.createElement("button");
+  dismiss.textContent = "Dismiss";
+  dismiss.addEventListener("click", () => {
+    state.buildError = null;
+    renderBadge();
+  });
+  header.append(title, dismiss);
+  const output = document.createElement("pre");
+  panel.append(header, output);
+  overlay.append(panel);
+  root.append(style, pill, banner, toast, overlay);
   document.documentElement.append(host);
-  return { host, pill, label, retryButton, banner, message, toast };
+  return { host, pill, label, retryButton, banner, message, toast, overlay, title, output };
+}
+
+// Renders build output with its ANSI colours as styled text: every piece goes in through
+// textContent, so nothing in the output can become markup.
+const ANSI = /\x1b\[([0-9;]*)m/g;
+
+function renderAnsi(target, lines) {
+  target.textContent = "";
+  let classes = [];
+  for (const line of lines) {
+    let last = 0;
+    const text = `${line}\n`;
+    const emit = (piece) => {
+      if (!piece) return;
+      const span = document.createElement("span");
+      if (classes.length) span.className = classes.join(" ");
+      span.textContent = piece;
+      target.append(span);
+    };
+    for (const match of text.matchAll(ANSI)) {
+      emit(text.slice(last, match.index));
+      last = match.index + match[0].length;
+      for (const code of (match[1] || "0").split(";").map(Number)) {
+        if (code === 0) classes = [];
+        else if (code === 1) classes.push("bold");
+        else if (code >= 30 && code <= 37) classes = classes.filter((c) => !c.startsWith("fg-")).concat(`fg-${code}`);
+        else if (code >= 90 && code <= 97) classes = classes.filter((c) => !c.startsWith("fg-")).concat(`fg-${code - 60}`);
+        else if (code === 39) classes = classes.filter((c) => !c.startsWith("fg-"));
+      }
+    }
+    emit(text.slice(last).replace(/\x1b\[[0-9;?]*[A-Za-z]/g, ""));
+  }
 }
 
 function setStatus(status) {
@@ -680,14 +762,27 @@ function setStatus(status) {
 }
 
 function renderBadge() {
-  if (!badgeWanted) return;
+  // The build-error overlay shows even where the badge is turned off (never in frames).
+  if (inFrame || (!badgeWanted && !state.buildError)) return;
   if (!badge) {
     if (!document.documentElement) return;
     badge = createBadge();
   }
+  badge.pill.hidden = !badgeWanted;
   const status = state.paused ? "paused" : state.status;
   badge.pill.className = `badge ${status}${status === "disconnected" || status === "paused" ? " alert" : ""}`;
-  badge.label.textContent = state.paused ? "paused" : LABELS[state.status] || state.status;
+  badge.label.textContent = state.paused
+    ? "paused"
+    : state.building && state.status === "connected"
+      ? "building…"
+      : LABELS[state.status] || state.status;
+  const failed = state.buildError;
+  badge.overlay.hidden = !failed;
+  if (failed) {
+    const code = failed.code === null ? "" : ` (exit ${failed.code})`;
+    badge.title.textContent = `Build failed${code}`;
+    renderAnsi(badge.output, failed.lines || []);
+  }
   badge.retryButton.hidden = state.status !== "disconnected";
   const rtt = state.rttMs === null ? "" : ` · round trip ${state.rttMs} ms`;
   const via = state.transport === "event-stream" ? " · via event stream" : "";

@@ -154,12 +154,24 @@ pub async fn run(
 
     let health_task =
         upstream.map(|u| tokio::spawn(watch_upstream(u, hub.clone(), shutdown.clone())));
+    let (changes, batches) = tokio::sync::mpsc::channel(16);
     let watch_task = match &config.watch {
-        Some(settings) => {
-            Some(watch::spawn(settings.clone(), hub.clone(), shutdown.clone()).await?)
+        Some(settings) => Some(watch::spawn(settings.clone(), changes, shutdown.clone()).await?),
+        None => {
+            // Nothing will send changes: let the consumer below finish on its own.
+            drop(changes);
+            None
         }
-        None => None,
     };
+    let changes_task = Some(match &config.build {
+        Some(command) => tokio::spawn(crate::build::run(
+            command.clone(),
+            batches,
+            hub.clone(),
+            shutdown.clone(),
+        )),
+        None => tokio::spawn(forward_changes(batches, hub.clone())),
+    });
 
     let listening = Listening {
         addr,
@@ -171,7 +183,7 @@ pub async fn run(
     report(&config, &listening, &serving);
 
     shutdown.cancelled().await;
-    for task in [Some(origin_task), health_task, watch_task]
+    for task in [Some(origin_task), health_task, watch_task, changes_task]
         .into_iter()
         .flatten()
     {
@@ -179,6 +191,13 @@ pub async fn run(
     }
     let _ = tokio::task::spawn_blocking(move || pingora.join()).await;
     Ok(())
+}
+
+/// Without a build command, changes go straight to every tab.
+async fn forward_changes(mut batches: tokio::sync::mpsc::Receiver<Vec<Event>>, hub: Arc<Hub>) {
+    while let Some(events) = batches.recv().await {
+        watch::announce(&hub, events);
+    }
 }
 
 /// Writes the state file `relive notify` looks for; it is removed when the guard drops.

@@ -60,6 +60,11 @@ pub struct Cli {
     #[arg(long)]
     pub no_watch: bool,
 
+    /// Run this shell command after each batch of changes; tabs reload when it succeeds and
+    /// show its errors when it fails.
+    #[arg(long, value_name = "CMD", env = "RELIVE_BUILD")]
+    pub build: Option<String>,
+
     /// Poll for changes instead of using OS notifications (network mounts, WSL, containers).
     #[arg(long)]
     pub poll: bool,

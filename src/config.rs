@@ -38,6 +38,14 @@ pub struct FileConfig {
     pub client: ClientSection,
     #[serde(default)]
     pub log: LogSection,
+    #[serde(default)]
+    pub build: BuildSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildSection {
+    pub command: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,6 +169,8 @@ pub struct Config {
     pub strict_port: bool,
     /// Host names allowed besides localhost and IP literals.
     pub allowed_hosts: Vec<String>,
+    /// A shell command run after each batch of changes, before tabs reload.
+    pub build: Option<String>,
     /// `None` when nothing is watched.
     pub watch: Option<WatchSettings>,
     pub heartbeat: Duration,
@@ -308,6 +318,11 @@ pub fn resolve(cli: &Cli, cwd: &Path) -> Result<Config, ConfigError> {
             .chain(&cli.allowed_host)
             .cloned()
             .collect(),
+        build: cli
+            .build
+            .clone()
+            .or(file.build.command.clone())
+            .filter(|c| !c.trim().is_empty()),
         watch,
         heartbeat: Duration::from_secs(heartbeat_secs),
         badge: file.client.badge.unwrap_or(true),

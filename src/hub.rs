@@ -23,6 +23,8 @@ const CHANNEL_CAPACITY: usize = 64;
 pub struct Published {
     pub envelope: Envelope,
     pub json: Bytes,
+    /// Not kept in the ring (build output): sent to whoever listens now, never replayed.
+    pub transient: bool,
 }
 
 impl Published {
@@ -31,6 +33,16 @@ impl Published {
         Arc::new(Published {
             envelope,
             json: Bytes::from(json),
+            transient: false,
+        })
+    }
+
+    fn transient(envelope: Envelope) -> Arc<Published> {
+        let json = serde_json::to_vec(&envelope).expect("events always serialize");
+        Arc::new(Published {
+            envelope,
+            json: Bytes::from(json),
+            transient: true,
         })
     }
 
@@ -110,6 +122,14 @@ impl Hub {
         // consistent cut. An error only means nobody is listening.
         let _ = self.sender.send(envelope);
         ring.last_id
+    }
+
+    /// Sends `event` to every subscriber without keeping it (build output lines).
+    pub fn broadcast(&self, event: Event) {
+        let ring = self.ring();
+        let _ = self
+            .sender
+            .send(Published::transient(self.envelope(ring.last_id, event)));
     }
 
     /// Wraps an event that is not kept (`hello`, `ping`) with the newest id.

@@ -9,6 +9,7 @@
 //!
 //! Modules, one job each:
 //! - `app`: starts every part, reports the URL, stops everything on one shutdown token.
+//! - `build`: runs `--build CMD` after changes; streams its output; reloads on success only.
 //! - `cli`: the command line (clap).
 //! - `config`: `relive.toml` and the resolved `Config` (defaults < file < env < flags).
 //! - `control`: `POST /__relive/notify`, signals from build tools and scripts.
@@ -34,6 +35,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod build;
 pub mod cli;
 pub mod config;
 pub mod control;

@@ -26,6 +26,16 @@ pub enum Event {
     Css { paths: Vec<String> },
     /// Only images changed: refresh these where the page shows them, without a reload.
     Image { paths: Vec<String> },
+    /// A line of output from the build command (not kept for replay).
+    BuildProgress { line: String },
+    /// The build command succeeded; the changes it built follow.
+    BuildCompleted { duration_ms: u64 },
+    /// The build command failed: its exit code (none when killed) and its last output lines.
+    BuildError {
+        code: Option<i32>,
+        lines: Vec<String>,
+        duration_ms: u64,
+    },
     /// A short note for the person looking at the page (from `relive notify message`), shown
     /// as text.
     Message { text: String },

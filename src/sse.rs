@@ -82,7 +82,7 @@ async fn feed(sender: mpsc::Sender<Bytes>, query: Query, context: Arc<SocketCont
             _ = context.shutdown.cancelled() => break,
             _ = sender.closed() => break,
             received = subscription.receiver.recv() => match received {
-                Ok(event) if event.id() > last_sent => frame(&event),
+                Ok(event) if event.id() > last_sent || event.transient => frame(&event),
                 Ok(_) => continue,
                 // Too slow or the hub is gone: the browser reconnects and catches up.
                 Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => break,

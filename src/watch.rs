@@ -281,10 +281,11 @@ struct WatchLoop {
     settings: WatchSettings,
 }
 
-/// Starts watching; the returned task runs until `shutdown` and publishes to `hub`.
+/// Starts watching; the returned task runs until `shutdown` and sends the events each batch
+/// of changes causes to `sink` (straight to the hub, or through the build command).
 pub async fn spawn(
     settings: WatchSettings,
-    hub: Arc<Hub>,
+    sink: mpsc::Sender<Vec<Event>>,
     shutdown: CancellationToken,
 ) -> Result<tokio::task::JoinHandle<()>, WatchError> {
     let mut roots = Vec::new();
@@ -327,7 +328,7 @@ pub async fn spawn(
             })?;
         state.poller = Some(poller);
     }
-    Ok(tokio::spawn(state.run(changes, hub, shutdown)))
+    Ok(tokio::spawn(state.run(changes, sink, shutdown)))
 }
 
 impl WatchLoop {
@@ -396,7 +397,12 @@ impl WatchLoop {
         self.roots.iter().position(|root| path.starts_with(root))
     }
 
-    async fn run(mut self, mut changes: Changes, hub: Arc<Hub>, shutdown: CancellationToken) {
+    async fn run(
+        mut self,
+        mut changes: Changes,
+        sink: mpsc::Sender<Vec<Event>>,
+        shutdown: CancellationToken,
+    ) {
         let mut debouncer = Debouncer::new(self.settings.debounce, MAX_WAIT);
         loop {
             let deadline = debouncer.deadline();
@@ -408,8 +414,10 @@ impl WatchLoop {
                     None => break,
                 },
                 _ = sleep_until(deadline) => {
-                    if let Some(batch) = debouncer.take_due(Instant::now()) {
-                        publish(&batch, &self.roots, &hub);
+                    if let Some(batch) = debouncer.take_due(Instant::now())
+                        && sink.send(classify(&batch, &self.roots)).await.is_err()
+                    {
+                        break;
                     }
                 }
             }
@@ -460,12 +468,13 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-fn publish(batch: &Batch, roots: &[PathBuf], hub: &Hub) {
+/// Publishes the events of a batch, saying each in relive's output.
+pub fn announce(hub: &Hub, events: Vec<Event>) {
     let tabs = match hub.subscribers() {
         1 => "1 tab".to_owned(),
         n => format!("{n} tabs"),
     };
-    for event in classify(batch, roots) {
+    for event in events {
         match &event {
             Event::Css { paths } => tracing::info!("css     {} → {tabs}", paths.join(", ")),
             Event::Image { paths } => tracing::info!("image   {} → {tabs}", paths.join(", ")),

@@ -294,7 +294,7 @@ where
                 break;
             }
             received = subscription.receiver.recv() => match received {
-                Ok(event) if event.id() > last_sent => {
+                Ok(event) if event.id() > last_sent || event.transient => {
                     if socket.send(frame(&event)).await.is_err() {
                         break;
                     }

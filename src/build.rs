@@ -1,0 +1,251 @@
+//! build: runs the user's build command (`--build CMD`) after each batch of changes and before
+//! any reload. Its output streams to the terminal and to every tab (`build_progress`); success
+//! sends `build_completed` and then the batch's events; failure sends `build_error` with the
+//! last 20 lines and no reload.
+//!
+//! Must never: run two builds at once (changes during a build cause exactly one more run after
+//! it), or leave a build's processes behind when relive stops (the build gets its own process
+//! group, which is terminated).
+
+use std::collections::VecDeque;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::Hub;
+use crate::protocol::Event;
+use crate::watch::announce;
+
+/// How many output lines a failure shows.
+pub const ERROR_LINES: usize = 20;
+
+/// Merges the events of two batches: any reload wins; otherwise the stylesheet and image paths
+/// of both are swapped together.
+pub fn merge(first: Vec<Event>, second: Vec<Event>) -> Vec<Event> {
+    let all: Vec<Event> = first.into_iter().chain(second).collect();
+    if let Some(reload) = all.iter().find(|e| matches!(e, Event::Reload { .. })) {
+        return vec![reload.clone()];
+    }
+    let mut css: Vec<String> = Vec::new();
+    let mut images: Vec<String> = Vec::new();
+    for event in all {
+        match event {
+            Event::Css { paths } => css.extend(paths),
+            Event::Image { paths } => images.extend(paths),
+            _ => {}
+        }
+    }
+    css.dedup();
+    images.dedup();
+    let mut merged = Vec::new();
+    if !css.is_empty() {
+        merged.push(Event::Css { paths: css });
+    }
+    if !images.is_empty() {
+        merged.push(Event::Image { paths: images });
+    }
+    merged
+}
+
+/// Runs builds for batches from `batches` until `shutdown`.
+pub async fn run(
+    command: String,
+    mut batches: mpsc::Receiver<Vec<Event>>,
+    hub: Arc<Hub>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let mut events = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            next = batches.recv() => match next {
+                Some(events) => events,
+                None => return,
+            },
+        };
+        loop {
+            while let Ok(more) = batches.try_recv() {
+                events = merge(events, more);
+            }
+            let build = build_once(&command, &hub, &shutdown);
+            tokio::pin!(build);
+            let mut during: Option<Vec<Event>> = None;
+            let mut open = true;
+            let succeeded = loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    succeeded = &mut build => break succeeded,
+                    more = batches.recv(), if open => match more {
+                        Some(more) => {
+                            tracing::info!(
+                                "build   changed during the build: {}; one more run follows",
+                                describe(&more)
+                            );
+                            during = Some(match during.take() {
+                                Some(earlier) => merge(earlier, more),
+                                None => more,
+                            });
+                        }
+                        None => open = false,
+                    },
+                }
+            };
+            if succeeded {
+                announce(&hub, std::mem::take(&mut events));
+            }
+            // Changes made while the build ran: exactly one more run for all of them.
+            match during {
+                Some(more) => events = more,
+                None => break,
+            }
+        }
+    }
+}
+
+/// The files behind a batch's events, for the terminal.
+fn describe(events: &[Event]) -> String {
+    let paths: Vec<&str> = events
+        .iter()
+        .flat_map(|event| match event {
+            Event::Reload { paths, .. } | Event::Css { paths } | Event::Image { paths } => {
+                paths.iter().map(|p| p.trim_start_matches('/')).collect()
+            }
+            _ => Vec::new(),
+        })
+        .collect();
+    if paths.is_empty() {
+        "files".to_owned()
+    } else {
+        paths.join(", ")
+    }
+}
+
+/// Runs the command once; returns whether it succeeded. Publishes its output and outcome.
+async fn build_once(command: &str, hub: &Hub, shutdown: &CancellationToken) -> bool {
+    let started = Instant::now();
+    tracing::info!("build   $ {command}");
+    hub.broadcast(Event::BuildProgress {
+        line: format!("$ {command}"),
+    });
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(error) => {
+            let line = format!("cannot run the build command: {error}");
+            tracing::warn!("{line}");
+            hub.publish(Event::BuildError {
+                code: None,
+                lines: vec![line],
+                duration_ms: 0,
+            });
+            return false;
+        }
+    };
+    let group = child.id();
+    let _terminate = GroupGuard(group);
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let mut stderr = BufReader::new(child.stderr.take().expect("piped")).lines();
+    let mut last = VecDeque::with_capacity(ERROR_LINES);
+    let (mut out_done, mut err_done) = (false, false);
+    while !(out_done && err_done) {
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            line = stdout.next_line(), if !out_done => match line {
+                Ok(Some(line)) => record(line, &mut last, hub),
+                _ => out_done = true,
+            },
+            line = stderr.next_line(), if !err_done => match line {
+                Ok(Some(line)) => record(line, &mut last, hub),
+                _ => err_done = true,
+            },
+        }
+    }
+    let status = tokio::select! {
+        _ = shutdown.cancelled() => return false,
+        status = child.wait() => status,
+    };
+    let duration_ms = started.elapsed().as_millis() as u64;
+    match status {
+        Ok(status) if status.success() => {
+            tracing::info!("build   ✓ done in {duration_ms} ms");
+            hub.publish(Event::BuildCompleted { duration_ms });
+            true
+        }
+        other => {
+            let code = other.ok().and_then(|s| s.code());
+            tracing::warn!(
+                "build failed{} after {duration_ms} ms; tabs show the error",
+                code.map(|c| format!(" (exit {c})")).unwrap_or_default()
+            );
+            hub.publish(Event::BuildError {
+                code,
+                lines: last.into_iter().collect(),
+                duration_ms,
+            });
+            false
+        }
+    }
+}
+
+/// Prints and broadcasts one output line, keeping the last [`ERROR_LINES`].
+fn record(line: String, last: &mut VecDeque<String>, hub: &Hub) {
+    tracing::info!("build   │ {line}");
+    if last.len() == ERROR_LINES {
+        last.pop_front();
+    }
+    last.push_back(line.clone());
+    hub.broadcast(Event::BuildProgress { line });
+}
+
+/// Terminates the build's whole process group when the build ends or is abandoned.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(group) = self.0.and_then(|id| i32::try_from(id).ok()) {
+            // ESRCH (the group is already gone) is the usual, happy case.
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(group),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_batches_keep_a_reload_or_join_swaps() {
+        let css = |p: &str| Event::Css {
+            paths: vec![p.into()],
+        };
+        let reload = Event::Reload {
+            reason: "x".into(),
+            paths: vec![],
+        };
+        assert_eq!(
+            merge(vec![css("/a.css")], vec![reload.clone()]),
+            vec![reload]
+        );
+        assert_eq!(
+            merge(vec![css("/a.css")], vec![css("/b.css")]),
+            vec![Event::Css {
+                paths: vec!["/a.css".into(), "/b.css".into()]
+            }]
+        );
+    }
+}
