@@ -164,18 +164,10 @@ async fn the_error_overlay_shows_output_as_text_and_leaves_on_success() {
     browser.open(&relive.url("/")).await;
     browser.eval("window.marker = 'kept'").await;
     std::fs::write(dir.path().join("broken"), "").unwrap();
-    browser
-        .wait_until("document.querySelector('relive-badge')?.shadowRoot.querySelector('.overlay').hidden === false")
-        .await;
-    let text = browser
-        .badge("root.querySelector('.overlay pre').textContent")
-        .await;
-    assert_eq!(text, "error: <img src=x onerror=alert(1)>\n");
-    assert_eq!(
-        browser
-            .badge("root.querySelector('.overlay img') === null")
-            .await,
-        true
+    let text = browser.shown_as_text(".overlay").await;
+    assert!(
+        text.ends_with("error: <img src=x onerror=alert(1)>\n"),
+        "{text}"
     );
     assert_eq!(
         browser
@@ -220,7 +212,15 @@ async fn stopping_relive_stops_a_running_build() {
                 .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(&wanted))
         })
     };
-    assert!(running(&marker), "the build should be running");
+    // `echo` ran; the shell starts `sleep` right after it.
+    let deadline = std::time::Instant::now() + common::PATIENCE;
+    while !running(&marker) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the build never started sleep"
+        );
+        tokio::task::yield_now().await;
+    }
     assert_eq!(relive.interrupt().code(), Some(130));
     assert!(!running(&marker), "the build outlived relive");
 }

@@ -186,6 +186,26 @@ impl Browser {
         .await
     }
 
+    /// Waits until `selector` inside relive's badge shadow root is shown, checks that no
+    /// element from the shown text became markup, and returns the text.
+    pub async fn shown_as_text(&mut self, selector: &str) -> String {
+        self.wait_until(&format!(
+            "document.querySelector('relive-badge')?.shadowRoot.querySelector('{selector}')?.hidden === false"
+        ))
+        .await;
+        let markup = self
+            .badge(&format!(
+                "root.querySelector('{selector}').querySelectorAll('img, b, script, a').length"
+            ))
+            .await;
+        assert_eq!(markup, 0, "text became markup in {selector}");
+        self.badge(&format!("root.querySelector('{selector}').textContent"))
+            .await
+            .as_str()
+            .expect("text")
+            .to_owned()
+    }
+
     /// Navigates to `url` and waits until relive's client there is connected.
     pub async fn open(&mut self, url: &str) {
         self.navigate(url).await;
