@@ -113,21 +113,118 @@ pub async fn forward(
             return Err(upstream_error("upgrade response", "head too large"));
         }
     };
-    let rest = buf.split_off(length).freeze();
-    let switching = head.status.as_u16() == 101;
+    let rest = buf.split_off(length);
     // One exchange per peer connection, and the downstream connection ends with the tunnel.
     session.set_keepalive(None);
+    if head.status.as_u16() != 101 {
+        // A refusal (403 from a host check, 404…): a small page, read whole and re-framed.
+        return refusal(session, head, rest, peer).await.map(|()| addr);
+    }
     session.write_response_header(Box::new(head), false).await?;
     if !rest.is_empty() {
-        session.write_response_body(Some(rest), false).await?;
+        session
+            .write_response_body(Some(rest.freeze()), false)
+            .await?;
     }
-    if switching {
-        pipe(session, peer).await;
-    } else {
-        // A refusal (403 from a host check, 404…): relay its body until the peer closes.
-        relay_until_close(session, peer).await?;
-    }
+    pipe(session, peer).await;
     Ok(addr)
+}
+
+/// The most of a refusal's body relayed, and how long the peer may take to send it.
+const MAX_REFUSAL: usize = 1024 * 1024;
+const REFUSAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How a refusal's body ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Length(usize),
+    Chunked,
+    UntilClose,
+}
+
+fn framing(head: &ResponseHeader) -> Framing {
+    let chunked = head
+        .headers
+        .get(http::header::TRANSFER_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let length = head
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
+    match (chunked, length) {
+        (true, _) => Framing::Chunked,
+        (false, Some(length)) => Framing::Length(length),
+        (false, None) => Framing::UntilClose,
+    }
+}
+
+/// Decodes a complete chunked body; `None` while more bytes are needed.
+pub fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&data[..line_end]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        if data.len() < size + 2 {
+            return None;
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+/// Reads a refusal's body (bounded in size and time) and sends it with a plain length, so the
+/// browser gets a complete answer even from a peer that keeps its connection open.
+async fn refusal(
+    session: &mut Session,
+    mut head: ResponseHeader,
+    mut body: BytesMut,
+    mut peer: TcpStream,
+) -> Result<()> {
+    let framing = framing(&head);
+    let read = async {
+        loop {
+            let complete = match framing {
+                Framing::Length(length) => body.len() >= length,
+                Framing::Chunked => dechunk(&body).is_some(),
+                Framing::UntilClose => false,
+            };
+            if complete || body.len() > MAX_REFUSAL {
+                return;
+            }
+            match peer.read_buf(&mut body).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    let _ = tokio::time::timeout(REFUSAL_TIMEOUT, read).await;
+    let body = match framing {
+        Framing::Length(length) => {
+            body.truncate(length);
+            body.to_vec()
+        }
+        Framing::Chunked => dechunk(&body).unwrap_or_default(),
+        Framing::UntilClose => body.to_vec(),
+    };
+    head.remove_header(&http::header::TRANSFER_ENCODING);
+    head.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+    let is_head = session.req_header().method == http::Method::HEAD;
+    session
+        .write_response_header(Box::new(head), is_head)
+        .await?;
+    if !is_head {
+        session
+            .write_response_body(Some(Bytes::from(body)), true)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Copies bytes both ways until either side closes. Errors here are just disconnects.
@@ -161,21 +258,6 @@ enum Step {
     FromClient(Result<Option<Bytes>>),
 }
 
-async fn relay_until_close(session: &mut Session, mut peer: TcpStream) -> Result<()> {
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        match peer.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                session
-                    .write_response_body(Some(Bytes::copy_from_slice(&buf[..n])), false)
-                    .await?
-            }
-        }
-    }
-    session.write_response_body(None, true).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +280,13 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn chunked_refusals_are_decoded_once_complete() {
+        assert_eq!(dechunk(b"5\r\nhello\r\n0\r\n\r\n"), Some(b"hello".to_vec()));
+        assert_eq!(dechunk(b"5\r\nhel"), None);
+        assert_eq!(dechunk(b"5\r\nhello\r\n"), None);
     }
 
     #[test]

@@ -220,3 +220,33 @@ async fn watched_paths_reload_in_proxy_mode_too() {
     let event = next_event(&mut socket).await;
     assert_eq!(event["type"], "reload", "{event}");
 }
+
+#[tokio::test]
+async fn an_upgrade_the_upstream_refuses_gets_its_complete_answer() {
+    let upstream = Upstream::start().await;
+    let (_dir, relive) = start(&upstream.url());
+    // The in-test upstream answers this path with a plain 200 and keeps the connection open:
+    // relive must still end the browser's response instead of waiting for a close.
+    let request = format!(
+        "GET /no-upgrade-here HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        relive.addr
+    );
+    let response =
+        common::parse_response(&common::raw(relive.addr, request.as_bytes()).await, false);
+    assert_eq!(response.status, 200);
+    assert_eq!(response.text(), "/no-upgrade-here");
+}
+
+#[tokio::test]
+async fn a_refused_relive_socket_gets_a_complete_403() {
+    let upstream = Upstream::start().await;
+    let (_dir, relive) = start(&upstream.url());
+    let request = format!(
+        "GET /__relive/ws?token=wrong HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        relive.addr
+    );
+    let response =
+        common::parse_response(&common::raw(relive.addr, request.as_bytes()).await, false);
+    assert_eq!(response.status, 403);
+    assert!(response.text().contains("forbidden"), "{}", response.text());
+}
