@@ -64,14 +64,18 @@ pub fn random_hex(bytes: usize) -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The URL to open for a bound address: a wildcard bind is reached through loopback.
-pub fn browse_url(addr: SocketAddr) -> String {
-    let ip = match addr.ip() {
+/// The address to connect to for a bound one: a wildcard bind is reached through loopback.
+fn reachable(ip: IpAddr) -> IpAddr {
+    match ip {
         IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
         ip => ip,
-    };
-    match ip {
+    }
+}
+
+/// The URL to open for a bound address.
+pub fn browse_url(addr: SocketAddr) -> String {
+    match reachable(addr.ip()) {
         IpAddr::V4(ip) if ip.is_loopback() => format!("http://localhost:{}/", addr.port()),
         IpAddr::V6(ip) => format!("http://[{ip}]:{}/", addr.port()),
         IpAddr::V4(ip) => format!("http://{ip}:{}/", addr.port()),
@@ -272,14 +276,7 @@ async fn wait_until_accepting(
     addr: SocketAddr,
     pingora: &std::thread::JoinHandle<()>,
 ) -> Result<(), RunError> {
-    let probe = SocketAddr::new(
-        match addr.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ip => ip,
-        },
-        addr.port(),
-    );
+    let probe = SocketAddr::new(reachable(addr.ip()), addr.port());
     let deadline = Instant::now() + STARTUP_TIMEOUT;
     while Instant::now() < deadline && !pingora.is_finished() {
         if tokio::net::TcpStream::connect(probe).await.is_ok() {

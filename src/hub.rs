@@ -29,20 +29,15 @@ pub struct Published {
 
 impl Published {
     pub fn new(envelope: Envelope) -> Arc<Published> {
-        let json = serde_json::to_vec(&envelope).expect("events always serialize");
-        Arc::new(Published {
-            envelope,
-            json: Bytes::from(json),
-            transient: false,
-        })
+        Published::serialize(envelope, false)
     }
 
-    fn transient(envelope: Envelope) -> Arc<Published> {
+    fn serialize(envelope: Envelope, transient: bool) -> Arc<Published> {
         let json = serde_json::to_vec(&envelope).expect("events always serialize");
         Arc::new(Published {
             envelope,
             json: Bytes::from(json),
-            transient: true,
+            transient,
         })
     }
 
@@ -127,9 +122,10 @@ impl Hub {
     /// Sends `event` to every subscriber without keeping it (build output lines).
     pub fn broadcast(&self, event: Event) {
         let ring = self.ring();
-        let _ = self
-            .sender
-            .send(Published::transient(self.envelope(ring.last_id, event)));
+        let _ = self.sender.send(Published::serialize(
+            self.envelope(ring.last_id, event),
+            true,
+        ));
     }
 
     /// Wraps an event that is not kept (`hello`, `ping`) with the newest id.

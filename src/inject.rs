@@ -46,7 +46,7 @@ impl ClientTag {
     pub fn render(&self, nonce: Option<&str>) -> String {
         let mut tag = format!(
             r#"<script type="module" src="{CLIENT_PATH}" data-relive data-token="{}""#,
-            escape_attr(&self.token)
+            escape_html(&self.token)
         );
         if !self.badge {
             tag.push_str(r#" data-badge="off""#);
@@ -55,16 +55,11 @@ impl ClientTag {
             tag.push_str(r#" data-debug="1""#);
         }
         if let Some(nonce) = nonce {
-            tag.push_str(&format!(r#" nonce="{}""#, escape_attr(nonce)));
+            tag.push_str(&format!(r#" nonce="{}""#, escape_html(nonce)));
         }
         tag.push_str("></script>");
         tag
     }
-}
-
-/// Escapes a value for use inside a double-quoted HTML attribute.
-pub fn escape_attr(value: &str) -> String {
-    escape_html(value)
 }
 
 /// Escapes text for use in HTML element content or a quoted attribute.

@@ -73,6 +73,16 @@ fn response(
     response
 }
 
+/// The refusal for a live-update connection (WebSocket or event stream) from another origin
+/// or without the right token.
+fn forbidden() -> Response<Body> {
+    response(
+        StatusCode::FORBIDDEN,
+        "text/plain; charset=utf-8",
+        "relive: forbidden (another origin, or a missing or wrong token)\n",
+    )
+}
+
 impl Origin {
     /// Routes one request.
     async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
@@ -86,21 +96,13 @@ impl Origin {
                     "text/plain; charset=utf-8",
                     "relive: this endpoint only speaks WebSocket\n",
                 ),
-                Err(ws::Refusal::Forbidden) => response(
-                    StatusCode::FORBIDDEN,
-                    "text/plain; charset=utf-8",
-                    "relive: forbidden (another origin, or a missing or wrong token)\n",
-                ),
+                Err(ws::Refusal::Forbidden) => forbidden(),
             },
             "/__relive/events" => {
                 let query = ws::Query::parse(request.uri().query());
                 match crate::sse::respond(request.headers(), query, self.socket.clone()) {
                     Ok(stream) => stream,
-                    Err(_) => response(
-                        StatusCode::FORBIDDEN,
-                        "text/plain; charset=utf-8",
-                        "relive: forbidden (another origin, or a missing or wrong token)\n",
-                    ),
+                    Err(_) => forbidden(),
                 }
             }
             "/__relive/status" => self.status(),

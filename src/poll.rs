@@ -36,16 +36,7 @@ pub type Snapshot = HashMap<PathBuf, Stamp>;
 pub fn snapshot(roots: &[(PathBuf, Arc<IgnoreRules>)]) -> Snapshot {
     let mut snapshot = Snapshot::new();
     for (root, rules) in roots {
-        let rules = rules.clone();
-        let walker = ignore::WalkBuilder::new(root)
-            .standard_filters(false)
-            .follow_links(false)
-            .filter_entry(move |entry| {
-                let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
-                !rules.is_ignored(entry.path(), is_dir)
-            })
-            .build();
-        for entry in walker.flatten() {
+        for entry in rules.walk(root, false).flatten() {
             if let Ok(metadata) = entry.metadata() {
                 snapshot.insert(
                     entry.into_path(),

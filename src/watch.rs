@@ -239,6 +239,20 @@ impl IgnoreRules {
         })
     }
 
+    /// Walks `dir` (below this root) without following links and without entering ignored
+    /// directories; with `dirs_only`, only directories are visited.
+    pub fn walk(self: &Arc<Self>, dir: &Path, dirs_only: bool) -> ignore::Walk {
+        let rules = self.clone();
+        ignore::WalkBuilder::new(dir)
+            .standard_filters(false)
+            .follow_links(false)
+            .filter_entry(move |entry| {
+                let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
+                (is_dir || !dirs_only) && !rules.is_ignored(entry.path(), is_dir)
+            })
+            .build()
+    }
+
     /// Whether changes at `path` are ignored. Paths outside the root are not this root's
     /// business and count as ignored.
     pub fn is_ignored(&self, path: &Path, is_dir: bool) -> bool {
@@ -373,16 +387,7 @@ impl WatchLoop {
             return Ok(1);
         }
         let mut count = 0;
-        let rules = self.rules[index].clone();
-        let walker = ignore::WalkBuilder::new(dir)
-            .standard_filters(false)
-            .follow_links(false)
-            .filter_entry(move |entry| {
-                let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
-                is_dir && !rules.is_ignored(entry.path(), true)
-            })
-            .build();
-        for entry in walker.flatten() {
+        for entry in self.rules[index].walk(dir, true).flatten() {
             match watcher.watch(entry.path(), RecursiveMode::NonRecursive) {
                 Ok(()) => count += 1,
                 Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => return Err(e),

@@ -7,13 +7,7 @@ use common::browser::Browser;
 use common::{Relive, Socket, connect_and_hello, next_event};
 
 fn site() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("index.html"),
-        "<!doctype html><html><body><h1>hi</h1></body></html>",
-    )
-    .unwrap();
-    dir
+    common::one_page_site()
 }
 
 /// The types of events up to and including the first of `until`, with build lines.

@@ -6,13 +6,7 @@ use common::browser::Browser;
 use common::{Relive, connect_and_hello, next_event, raw};
 
 fn site() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("index.html"),
-        "<!doctype html><html><body><h1>hi</h1></body></html>",
-    )
-    .unwrap();
-    dir
+    common::one_page_site()
 }
 
 fn post(addr: std::net::SocketAddr, headers: &str, body: &str) -> String {

@@ -187,6 +187,17 @@ impl Relive {
     }
 }
 
+/// A temp folder holding one small page, `index.html`.
+pub fn one_page_site() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temp folder");
+    std::fs::write(
+        dir.path().join("index.html"),
+        "<!doctype html><html><body><h1>hi</h1></body></html>",
+    )
+    .expect("the page is written");
+    dir
+}
+
 /// A parsed HTTP/1.1 response.
 #[derive(Debug)]
 pub struct Response {
