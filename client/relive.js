@@ -54,7 +54,9 @@ const state = (globalThis.__relive = {
   updates: 0,
   paused: false,
   building: false,
+  // What the overlay shows: a failed build or an exited dev server ({ title, lines }).
   buildError: null,
+  upstream: null, // the dev server: pending | starting | ready | down | exited (proxy mode)
   role: inFrame ? "frame" : "top",
   retry: () => safely(retry),
   resume: () => safely(resume),
@@ -248,7 +250,10 @@ function handle(event) {
       state.session = event.session_id;
       state.lastId = event.data.last_id;
       state.heartbeatMs = event.data.heartbeat_ms || state.heartbeatMs;
+      state.upstream = event.data.upstream || null;
       setStatus("connected");
+      // A waiting page that missed `preview_ready` while it loaded.
+      if (waitingPage() && state.upstream === "ready") reload("the dev server is ready");
       send({ type: "page", url: location.href, user_agent: navigator.userAgent });
       flushErrors();
       startWatchdog(socket);
@@ -291,7 +296,47 @@ function handle(event) {
       log(event.data.text);
       showMessage(String(event.data.text));
       return;
+    case "upstream_status":
+      state.upstream = event.data.status;
+      if (waitingPage()) waitingPage().dataset.state = event.data.status;
+      return;
+    case "preview_ready":
+      if (waitingPage()) reload("the dev server is ready");
+      return;
+    case "upstream_output":
+      appendOutput(String(event.data.line));
+      return;
+    case "upstream_exited": {
+      const restart =
+        typeof event.data.restart_in_ms === "number"
+          ? ` · restarting in ${(event.data.restart_in_ms / 1000).toFixed(1)} s`
+          : "";
+      state.buildError = { title: `The dev server ${event.data.detail}${restart}`, lines: event.data.lines };
+      log(`the dev server ${event.data.detail}`);
+      renderBadge();
+      return;
+    }
   }
+}
+
+// relive's own "starting / waiting for the dev server" page.
+function waitingPage() {
+  return document.getElementById("relive-waiting");
+}
+
+const MAX_OUTPUT_LINES = 500;
+
+// On the waiting page, the dev server's output as it arrives.
+function appendOutput(line) {
+  const output = waitingPage() && document.getElementById("relive-output");
+  if (debug) console.debug("[relive] dev │", line);
+  if (!output) return;
+  const atBottom = output.scrollTop + output.clientHeight >= output.scrollHeight - 4;
+  const lineElement = document.createElement("span");
+  renderAnsi(lineElement, [line]);
+  output.append(lineElement);
+  while (output.childNodes.length > MAX_OUTPUT_LINES) output.firstChild.remove();
+  if (atBottom) output.scrollTop = output.scrollHeight;
 }
 
 function applied() {
@@ -779,8 +824,8 @@ function renderBadge() {
   const failed = state.buildError;
   badge.overlay.hidden = !failed;
   if (failed) {
-    const code = failed.code === null ? "" : ` (exit ${failed.code})`;
-    badge.title.textContent = `Build failed${code}`;
+    const code = failed.code === null || failed.code === undefined ? "" : ` (exit ${failed.code})`;
+    badge.title.textContent = failed.title || `Build failed${code}`;
     renderAnsi(badge.output, failed.lines || []);
   }
   badge.retryButton.hidden = state.status !== "disconnected";

@@ -20,15 +20,14 @@ use crate::hub::Hub;
 use crate::inject::ClientTag;
 use crate::origin::{self, Origin};
 use crate::protocol::Event;
-use crate::proxy::{FrontDoor, Upstream};
+use crate::proxy::FrontDoor;
 use crate::static_files::StaticFiles;
+use crate::upstream::Upstream;
 use crate::watch;
 use crate::ws::SocketContext;
 
 /// How long the front door may take to start accepting connections.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
-/// How often a down upstream is probed.
-const UPSTREAM_PROBE_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Why relive could not run.
 #[derive(Debug, thiserror::Error)]
@@ -120,9 +119,21 @@ pub async fn run(
             (Some(files), None, serving)
         }
         Mode::Proxy { upstream } => {
-            let addrs = resolve(&upstream.host, upstream.port).await?;
-            let upstream = Arc::new(Upstream::new(upstream.to_string(), addrs));
-            (None, Some(upstream.clone()), upstream.display.clone())
+            let (url, addrs) = match upstream {
+                Some(url) => {
+                    let addrs = crate::upstream::resolve(&url.host, url.port)
+                        .await
+                        .map_err(|detail| RunError::Resolve {
+                            host: url.host.clone(),
+                            detail,
+                        })?;
+                    (Some(url.to_string()), addrs)
+                }
+                None => (None, Vec::new()),
+            };
+            let command = config.dev.as_ref().map(|dev| dev.display.clone());
+            let upstream = Arc::new(Upstream::new(command, url, addrs));
+            (None, Some(upstream.clone()), upstream.display())
         }
     };
 
@@ -135,6 +146,7 @@ pub async fn run(
             token: token.clone(),
             heartbeat: config.heartbeat,
             shutdown: shutdown.clone(),
+            upstream: upstream.clone(),
         }),
         tag: tag.clone(),
         control_token: control_token.clone(),
@@ -156,8 +168,6 @@ pub async fn run(
         return Err(error);
     }
 
-    let health_task =
-        upstream.map(|u| tokio::spawn(watch_upstream(u, hub.clone(), shutdown.clone())));
     let (changes, batches) = tokio::sync::mpsc::channel(16);
     let watch_task = match &config.watch {
         Some(settings) => Some(watch::spawn(settings.clone(), changes, shutdown.clone()).await?),
@@ -185,6 +195,19 @@ pub async fn run(
     let _state_file = publish_state(&listening);
     on_listening(&listening);
     report(&config, &listening, &serving);
+    let health_task = upstream.map(|upstream| match &config.dev {
+        Some(dev) => tokio::spawn(crate::devserver::supervise(
+            dev.clone(),
+            upstream,
+            hub.clone(),
+            shutdown.clone(),
+        )),
+        None => tokio::spawn(crate::upstream::follow(
+            upstream,
+            hub.clone(),
+            shutdown.clone(),
+        )),
+    });
 
     shutdown.cancelled().await;
     for task in [Some(origin_task), health_task, watch_task, changes_task]
@@ -225,22 +248,6 @@ fn publish_state(listening: &Listening) -> Option<crate::state::Guard> {
             None
         }
     }
-}
-
-async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, RunError> {
-    let error = |detail: String| RunError::Resolve {
-        host: host.to_owned(),
-        detail,
-    };
-    let mut addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| error(e.to_string()))?
-        .collect();
-    addrs.dedup();
-    if addrs.is_empty() {
-        return Err(error("no addresses".into()));
-    }
-    Ok(addrs)
 }
 
 /// Runs pingora on its own thread (it builds its own runtimes) until `shutdown`.
@@ -287,46 +294,13 @@ async fn wait_until_accepting(
     Err(RunError::FrontDoor(addr))
 }
 
-/// While the upstream is down, probes it; when it answers again, every tab reloads.
-async fn watch_upstream(upstream: Arc<Upstream>, hub: Arc<Hub>, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = upstream.went_down.notified() => {}
-        }
-        let back = loop {
-            if let Some(addr) = probe_any(upstream.addrs()).await {
-                break addr;
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(UPSTREAM_PROBE_INTERVAL) => {}
-            }
-        };
-        upstream.mark_up(back);
-        tracing::info!("upstream {} is back; reloading", upstream.display);
-        hub.publish(Event::Reload {
-            reason: "the dev server is back".into(),
-            paths: vec![],
-        });
-    }
-}
-
-async fn probe_any(addrs: &[SocketAddr]) -> Option<SocketAddr> {
-    for addr in addrs {
-        let attempt =
-            tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr));
-        if let Ok(Ok(_)) = attempt.await {
-            return Some(*addr);
-        }
-    }
-    None
-}
-
 fn report(config: &Config, listening: &Listening, serving: &str) {
     let what = match &config.mode {
         Mode::Static { .. } => format!("serving {serving}"),
-        Mode::Proxy { .. } => format!("proxying {serving}"),
+        Mode::Proxy { .. } => match &config.dev {
+            Some(dev) => format!("running `{}`", dev.display),
+            None => format!("proxying {serving}"),
+        },
     };
     tracing::info!(
         event = "listening",

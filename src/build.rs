@@ -201,7 +201,7 @@ async fn build_once(command: &str, hub: &Hub, shutdown: &CancellationToken) -> b
 
 /// Prints and broadcasts one output line, keeping the last [`ERROR_LINES`].
 fn record(line: String, last: &mut VecDeque<String>, hub: &Hub) {
-    tracing::info!("build   │ {line}");
+    crate::log::output_line("build", &line);
     if last.len() == ERROR_LINES {
         last.pop_front();
     }

@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     name = "relive",
     version,
     about,
-    after_help = "Examples:\n  relive                       serve the current folder\n  relive examples/site         serve a folder\n  relive --proxy localhost:5173   front a running dev server\n  relive --proxy 3000 --watch templates   also reload when templates change"
+    after_help = "Examples:\n  relive                       serve the current folder\n  relive examples/site         serve a folder\n  relive --proxy localhost:5173   front a running dev server\n  relive --proxy 3000 --watch templates   also reload when templates change\n  relive -- npm run dev        run the dev server and front it\n  relive --restart -- python3 -m http.server 8765"
 )]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -84,6 +84,16 @@ pub struct Cli {
     /// Only warnings and errors.
     #[arg(long, short)]
     pub quiet: bool,
+
+    /// Start the dev server again (with backoff) when the command after `--` exits.
+    #[arg(long)]
+    pub restart: bool,
+
+    /// The dev server command to run and front (`relive -- npm run dev`). Its address comes
+    /// from --proxy, else the first local URL it prints, else its --port argument or the
+    /// framework's default port.
+    #[arg(last = true, value_name = "CMD")]
+    pub run: Vec<String>,
 
     /// Print the control token for `POST /__relive/notify` on standard output at start.
     #[arg(long)]
@@ -179,6 +189,24 @@ mod tests {
         assert!(cli.strict_port);
         assert_eq!(cli.watch, vec![PathBuf::from("a"), PathBuf::from("b")]);
         assert_eq!(cli.ignore, vec!["*.log".to_owned()]);
+    }
+
+    #[test]
+    fn a_command_follows_the_double_dash() {
+        let cli = Cli::try_parse_from([
+            "relive",
+            "--restart",
+            "--",
+            "npm",
+            "run",
+            "dev",
+            "--port",
+            "4000",
+        ])
+        .unwrap();
+        assert_eq!(cli.run, ["npm", "run", "dev", "--port", "4000"]);
+        assert!(cli.restart);
+        assert_eq!(cli.dir, None);
     }
 
     #[test]

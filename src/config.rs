@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::cli::{Cli, LogFormat};
+use crate::devserver::DevCommand;
 use crate::watch::WatchSettings;
 
 /// The file looked for in the working directory when `--config` is not given.
@@ -40,6 +41,16 @@ pub struct FileConfig {
     pub log: LogSection,
     #[serde(default)]
     pub build: BuildSection,
+    #[serde(default)]
+    pub dev: DevSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevSection {
+    /// The dev server command, run by `sh -c`.
+    pub command: Option<String>,
+    pub restart: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -156,8 +167,8 @@ impl std::fmt::Display for UpstreamUrl {
 pub enum Mode {
     /// Serve a folder.
     Static { root: PathBuf },
-    /// Front a running dev server.
-    Proxy { upstream: UpstreamUrl },
+    /// Front a dev server: at a known address, or (with `dev`) wherever the command says.
+    Proxy { upstream: Option<UpstreamUrl> },
 }
 
 /// The resolved configuration.
@@ -171,6 +182,8 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
     /// A shell command run after each batch of changes, before tabs reload.
     pub build: Option<String>,
+    /// The dev server relive runs (`relive -- CMD` or `dev.command`).
+    pub dev: Option<DevCommand>,
     /// `None` when nothing is watched.
     pub watch: Option<WatchSettings>,
     pub heartbeat: Duration,
@@ -293,7 +306,18 @@ pub fn resolve(cli: &Cli, cwd: &Path) -> Result<Config, ConfigError> {
         .as_ref()
         .map_or_else(|| DEFAULT_FILE.to_owned(), |p| p.display().to_string());
 
-    let mode = resolve_mode(cli, &file, cwd, &file_dir, &file_origin)?;
+    let dev = resolve_dev(cli, &file, cwd, &file_dir);
+    if cli.restart && dev.is_none() {
+        return Err(invalid(
+            "--restart",
+            "it restarts the dev server relive runs; give the command after -- (relive --restart -- npm run dev)",
+        ));
+    }
+    let mode = resolve_mode(cli, &file, cwd, &file_dir, &file_origin, dev.is_some())?;
+    let dev = dev.map(|dev| DevCommand {
+        fixed_address: matches!(mode, Mode::Proxy { upstream: Some(_) }),
+        ..dev
+    });
     let host = resolve_host(cli, &file, &file_origin)?;
     let port = cli.port.or(file.server.port).unwrap_or(DEFAULT_PORT);
     let strict_port = cli.strict_port || file.server.strict_port.unwrap_or(false);
@@ -323,6 +347,7 @@ pub fn resolve(cli: &Cli, cwd: &Path) -> Result<Config, ConfigError> {
             .clone()
             .or(file.build.command.clone())
             .filter(|c| !c.trim().is_empty()),
+        dev,
         watch,
         heartbeat: Duration::from_secs(heartbeat_secs),
         badge: file.client.badge.unwrap_or(true),
@@ -332,17 +357,50 @@ pub fn resolve(cli: &Cli, cwd: &Path) -> Result<Config, ConfigError> {
     })
 }
 
+/// The dev server command: the words after `--`, else the config file's `dev.command`
+/// (which runs in the config file's folder).
+fn resolve_dev(cli: &Cli, file: &FileConfig, cwd: &Path, file_dir: &Path) -> Option<DevCommand> {
+    let restart = cli.restart || file.dev.restart.unwrap_or(false);
+    if !cli.run.is_empty() {
+        return Some(DevCommand::from_args(
+            cli.run.clone(),
+            restart,
+            cwd.to_path_buf(),
+        ));
+    }
+    let line = file
+        .dev
+        .command
+        .as_deref()
+        .filter(|c| !c.trim().is_empty())?;
+    if cli.dir.is_some() {
+        return None;
+    }
+    Some(DevCommand::from_shell(
+        line,
+        restart,
+        file_dir.to_path_buf(),
+    ))
+}
+
 fn resolve_mode(
     cli: &Cli,
     file: &FileConfig,
     cwd: &Path,
     file_dir: &Path,
     file_origin: &str,
+    runs_dev_server: bool,
 ) -> Result<Mode, ConfigError> {
     if cli.dir.is_some() && cli.proxy.is_some() {
         return Err(invalid(
             "command line",
             "give either a folder to serve or --proxy URL, not both",
+        ));
+    }
+    if cli.dir.is_some() && !cli.run.is_empty() {
+        return Err(invalid(
+            "command line",
+            "give either a folder to serve or a dev server command after --, not both",
         ));
     }
     let proxy = match (&cli.proxy, &cli.dir, &file.proxy) {
@@ -352,7 +410,12 @@ fn resolve_mode(
     };
     if let Some((url, origin)) = proxy {
         let upstream = UpstreamUrl::parse(url).map_err(|message| invalid(&origin, message))?;
-        return Ok(Mode::Proxy { upstream });
+        return Ok(Mode::Proxy {
+            upstream: Some(upstream),
+        });
+    }
+    if runs_dev_server {
+        return Ok(Mode::Proxy { upstream: None });
     }
     let (root, origin) = match (&cli.dir, &file.root) {
         (Some(dir), _) => (cwd.join(dir), "DIR".to_owned()),

@@ -13,6 +13,8 @@
 //! - `cli`: the command line (clap).
 //! - `config`: `relive.toml` and the resolved `Config` (defaults < file < env < flags).
 //! - `control`: `POST /__relive/notify`, signals from build tools and scripts.
+//! - `devserver`: runs `relive -- CMD`, reads its URL and output, restarts it, stops its group.
+//! - `discover`: where a dev server listens (printed URL, arguments, framework presets).
 //! - `decode`: undoes gzip/deflate/br/zstd chunk by chunk, with a size cap.
 //! - `hosts`: the `Host` allow-list against DNS rebinding.
 //! - `hub`: event ring and broadcast; replays missed events to reconnecting tabs.
@@ -30,6 +32,7 @@
 //! - `state`: the per-instance state file `relive notify` finds relive by.
 //! - `static_files`: serving a folder safely.
 //! - `tunnel`: relays WebSocket and other upgrades between browser and peer.
+//! - `upstream`: the dev server's address and status (pending → starting → ready), its health.
 //! - `watch`: notify, ignore rules, debouncing and classification of changes.
 //! - `ws`: the `/__relive/ws` endpoint.
 #![forbid(unsafe_code)]
@@ -40,6 +43,8 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod decode;
+pub mod devserver;
+pub mod discover;
 pub mod hosts;
 pub mod hub;
 pub mod inject;
@@ -56,6 +61,7 @@ pub mod sse;
 pub mod state;
 pub mod static_files;
 pub mod tunnel;
+pub mod upstream;
 pub mod watch;
 pub mod ws;
 

@@ -67,13 +67,92 @@ impl tracing::field::Visit for MessageOnly {
     }
 }
 
+/// `text` without terminal escape sequences (colours, cursor moves), for pages and JSON logs.
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        match chars.peek() {
+            // CSI: ESC [ parameters… final byte (@ to ~).
+            Some('[') => {
+                chars.next();
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            // OSC: ESC ] … BEL or ESC \ (links, titles).
+            Some(']') => {
+                chars.next();
+                while let Some(c) = chars.next() {
+                    if c == '\u{7}' || (c == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
+                        break;
+                    }
+                }
+            }
+            _ => {
+                chars.next();
+            }
+        }
+    }
+    out
+}
+
+/// Whether log lines are JSON (set once by [`init`]).
+static JSON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Prints one line another program wrote (the dev server, the build), prefixed with its
+/// source. For people the line keeps its colours; in JSON it becomes a record without them.
+pub fn output_line(source: &str, line: &str) {
+    if JSON.get().copied().unwrap_or(false) {
+        tracing::info!(event = "output", source, line = %strip_ansi(line));
+    } else {
+        use std::io::Write;
+        let dim = if colour() { "\u{1b}[2m" } else { "" };
+        let reset = if colour() { "\u{1b}[0m" } else { "" };
+        let _ = writeln!(std::io::stderr().lock(), "{dim}{source:>5} │{reset} {line}");
+    }
+}
+
+/// Whether relive's own output may use colour: a terminal, and `NO_COLOR` unset.
+pub fn colour() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+}
+
 /// Installs the global subscriber (once; later calls do nothing).
 pub fn init(format: LogFormat, verbosity: i8) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter(verbosity))
         .with_writer(std::io::stderr);
+    let _ = JSON.set(format == LogFormat::Json);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.event_format(Friendly).try_init(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_sequences_are_stripped() {
+        assert_eq!(
+            strip_ansi(
+                "  \u{1b}[32m➜\u{1b}[39m  Local:   \u{1b}[36mhttp://localhost:\u{1b}[1m5173\u{1b}[22m/\u{1b}[39m"
+            ),
+            "  ➜  Local:   http://localhost:5173/"
+        );
+        assert_eq!(
+            strip_ansi("\u{1b}]8;;http://x\u{7}link\u{1b}]8;;\u{7}"),
+            "link"
+        );
+        assert_eq!(strip_ansi("plain"), "plain");
+    }
 }

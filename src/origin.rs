@@ -145,6 +145,16 @@ impl Origin {
             "tabs": self.socket.clients.list(),
             "last_event_id": hub.last_id(),
             "uptime_ms": self.started.elapsed().as_millis() as u64,
+            "upstream": self.socket.upstream.as_ref().map(|upstream| {
+                let snapshot = upstream.snapshot();
+                serde_json::json!({
+                    "status": snapshot.state,
+                    "url": snapshot.url,
+                    "command": snapshot.command,
+                    "exit": snapshot.exit,
+                    "output": snapshot.output,
+                })
+            }),
         });
         response(StatusCode::OK, "application/json", status.to_string())
     }

@@ -1,9 +1,14 @@
-//! pages: the few HTML pages relive writes itself (upstream down, not found).
+//! pages: the few HTML pages relive writes itself (waiting for the dev server, not found).
 //!
 //! Must never: put unescaped input into markup; every page carries a strict CSP that still
 //! lets relive's own client run.
 
+use http::StatusCode;
+
 use crate::inject::{ClientTag, escape_html};
+use crate::log::strip_ansi;
+use crate::protocol::UpstreamState;
+use crate::upstream::Snapshot;
 
 /// CSP for relive's own pages: nothing but its own script and socket.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:";
@@ -22,7 +27,8 @@ fn page(title: &str, body: &str, tag: Option<&ClientTag>) -> String {
   h1 {{ font-size: 1.25rem; }}
   code {{ background: #f0f2f4; padding: .1em .3em; border-radius: 4px; }}
   .muted {{ color: #656d76; font-size: .9rem; }}
-  @media (prefers-color-scheme: dark) {{ body {{ background: #0d1117; color: #e6edf3; }} code {{ background: #262c36; }} .muted {{ color: #8d96a0; }} }}
+  pre {{ background: #f6f8fa; padding: .75rem; border-radius: 6px; overflow: auto; max-height: 50vh; font-size: .8rem; white-space: pre-wrap; }}
+  @media (prefers-color-scheme: dark) {{ body {{ background: #0d1117; color: #e6edf3; }} code, pre {{ background: #262c36; }} .muted {{ color: #8d96a0; }} }}
 </style>
 </head>
 <body>
@@ -33,20 +39,105 @@ fn page(title: &str, body: &str, tag: Option<&ClientTag>) -> String {
     )
 }
 
-/// Shown while the upstream cannot be reached. The client on it reloads the page as soon as
-/// relive sees the upstream answer again.
-pub fn upstream_down(upstream: &str, tag: &ClientTag) -> String {
-    let upstream = escape_html(upstream);
+/// The HTTP status of the waiting page: 503 while the dev server starts, 502 when it is down or
+/// has exited.
+pub fn waiting_status(upstream: &Snapshot) -> StatusCode {
+    match shown_state(upstream) {
+        UpstreamState::Pending | UpstreamState::Starting => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_GATEWAY,
+    }
+}
+
+/// Shown while the dev server cannot be reached: starting (with its output so far, which the
+/// client keeps appending to), down, or exited (with its last lines). The client on it
+/// switches to the app as soon as the dev server answers.
+pub fn waiting(upstream: &Snapshot, tag: &ClientTag) -> String {
+    let what = match (&upstream.command, &upstream.url) {
+        (Some(command), _) => format!("<code>{}</code>", escape_html(command)),
+        (None, Some(url)) => format!("<code>{}</code>", escape_html(url)),
+        (None, None) => "the dev server".to_owned(),
+    };
+    let at = upstream
+        .url
+        .as_ref()
+        .filter(|_| upstream.command.is_some())
+        .map(|url| format!(" at <code>{}</code>", escape_html(url)))
+        .unwrap_or_default();
+    let state = shown_state(upstream);
+    let (title, heading, explanation) = match state {
+        UpstreamState::Pending => (
+            "Starting the dev server",
+            format!("Starting {what}…"),
+            "Waiting for it to print the address it listens on. This page switches to your app \
+             by itself as soon as it answers."
+                .to_owned(),
+        ),
+        UpstreamState::Starting | UpstreamState::Ready => (
+            "Starting the dev server",
+            format!("Starting {what}{at}…"),
+            "This page switches to your app by itself as soon as it answers.".to_owned(),
+        ),
+        UpstreamState::Down => (
+            "Waiting for the dev server",
+            format!("Waiting for {what}{at}…"),
+            if upstream.command.is_some() {
+                "It stopped answering. This page reloads by itself as soon as it is back."
+            } else {
+                "relive cannot reach the dev server. Start it (or check the address), and this \
+                 page reloads by itself as soon as it answers."
+            }
+            .to_owned(),
+        ),
+        UpstreamState::Exited => (
+            "The dev server stopped",
+            format!(
+                "{what} {}",
+                escape_html(upstream.exit.as_deref().unwrap_or("exited"))
+            ),
+            "Fix the problem and it is started again (with <code>--restart</code>), or restart \
+             relive. This page reloads by itself as soon as the dev server answers."
+                .to_owned(),
+        ),
+    };
+    let output = if upstream.command.is_some() {
+        let lines: String = upstream
+            .output
+            .iter()
+            .map(|line| escape_html(&strip_ansi(line)) + "\n")
+            .collect();
+        format!("<pre id=\"relive-output\" aria-live=\"polite\">{lines}</pre>\n")
+    } else {
+        String::new()
+    };
     page(
-        "Waiting for the dev server",
+        title,
         &format!(
-            "<h1>Waiting for <code>{upstream}</code>…</h1>\n\
-             <p>relive cannot reach the dev server. Start it (or check the address), and this \
-             page reloads by itself as soon as it answers.</p>\n\
-             <p class=\"muted\">relive</p>"
+            "<main id=\"relive-waiting\" data-state=\"{}\">\n<h1>{heading}</h1>\n<p>{explanation}</p>\n{output}\
+             <p class=\"muted\">relive</p>\n</main>",
+            state_name(state)
         ),
         Some(tag),
     )
+}
+
+/// A dev server relive does not run is not "starting": it is down until it answers.
+fn shown_state(upstream: &Snapshot) -> UpstreamState {
+    match (upstream.state, &upstream.command) {
+        (UpstreamState::Pending | UpstreamState::Starting | UpstreamState::Ready, None) => {
+            UpstreamState::Down
+        }
+        (state, _) => state,
+    }
+}
+
+fn state_name(state: UpstreamState) -> &'static str {
+    match state {
+        UpstreamState::Pending => "pending",
+        UpstreamState::Starting => "starting",
+        UpstreamState::Ready => "ready",
+        UpstreamState::Down => "down",
+        UpstreamState::Exited => "exited",
+    }
 }
 
 /// A missing file in static mode. The client on it reloads the page once the file appears.
@@ -79,6 +170,34 @@ pub fn error(title: &str, detail: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_waiting_page_shows_the_output_escaped() {
+        let snapshot = Snapshot {
+            command: Some("npm run <dev>".into()),
+            url: None,
+            state: UpstreamState::Exited,
+            exit: Some("exited with code 3".into()),
+            output: vec!["\u{1b}[31merror\u{1b}[39m <img src=x onerror=alert(1)>".into()],
+        };
+        let page = waiting(&snapshot, &ClientTag::new("tok"));
+        assert!(page.contains("npm run &lt;dev&gt;"));
+        assert!(page.contains("exited with code 3"));
+        assert!(page.contains("error &lt;img src=x onerror=alert(1)&gt;"));
+        assert!(!page.contains("<img"));
+        assert!(page.contains("data-state=\"exited\""));
+        assert_eq!(waiting_status(&snapshot), StatusCode::BAD_GATEWAY);
+        let starting = Snapshot {
+            state: UpstreamState::Pending,
+            ..snapshot
+        };
+        assert_eq!(waiting_status(&starting), StatusCode::SERVICE_UNAVAILABLE);
+        let not_run = Snapshot {
+            command: None,
+            ..starting
+        };
+        assert_eq!(waiting_status(&not_run), StatusCode::BAD_GATEWAY);
+    }
 
     #[test]
     fn input_is_escaped() {

@@ -19,6 +19,10 @@ pub enum Event {
         version: String,
         last_id: u64,
         heartbeat_ms: u64,
+        /// How the dev server is doing (absent in static mode), so a waiting page that missed
+        /// `preview_ready` still switches to the app.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        upstream: Option<UpstreamState>,
     },
     /// Reload the page. `reason` is for people; `paths` are the files behind it, if any.
     Reload { reason: String, paths: Vec<String> },
@@ -39,9 +43,42 @@ pub enum Event {
     /// A short note for the person looking at the page (from `relive notify message`), shown
     /// as text.
     Message { text: String },
+    /// The dev server's status changed. `detail` says how a supervised command ended.
+    UpstreamStatus {
+        status: UpstreamState,
+        url: Option<String>,
+        detail: String,
+    },
+    /// The dev server answers: pages waiting for it switch to the app.
+    PreviewReady { url: String },
+    /// A line the supervised dev server printed (not kept for replay).
+    UpstreamOutput { line: String },
+    /// The supervised dev server exited: how, its last output lines, and when relive starts it
+    /// again (`--restart`), if it does.
+    UpstreamExited {
+        detail: String,
+        lines: Vec<String>,
+        restart_in_ms: Option<u64>,
+    },
     /// Heartbeat; the client answers with `pong` echoing `sent`. `rtt_ms` is the round trip
     /// the previous heartbeat measured for this connection, if any.
     Ping { sent: u64, rtt_ms: Option<u64> },
+}
+
+/// Where the dev server behind relive is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamState {
+    /// Its address is not known yet (the command has not printed its URL).
+    Pending,
+    /// Its address is known; it does not answer yet.
+    Starting,
+    /// It answers.
+    Ready,
+    /// It answered before and does not now.
+    Down,
+    /// The supervised command ended.
+    Exited,
 }
 
 /// An [`Event`] with what every frame carries: `{ id, type, data, timestamp, session_id }`.

@@ -9,7 +9,6 @@
 //! rewrite the request target, or panic in a request path.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
@@ -20,7 +19,6 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::Peer;
 use pingora::{Error, ErrorSource, ErrorType, Result};
-use tokio::sync::Notify;
 
 use crate::control;
 use crate::decode::{ContentCoding, Decoder};
@@ -29,73 +27,10 @@ use crate::inject::{ClientTag, Injector};
 use crate::pages;
 use crate::policy::{self, Injection};
 use crate::tunnel;
+use crate::upstream::Upstream;
 
 /// The reserved prefix for relive's own endpoints.
 pub const RESERVED_PREFIX: &str = "/__relive/";
-
-/// The dev server relive fronts, and what relive knows of its health.
-pub struct Upstream {
-    /// As the user gave it, for messages (`http://localhost:5173`).
-    pub display: String,
-    /// Every address the host name resolved to (`localhost` may be `::1` and `127.0.0.1`).
-    addrs: Vec<SocketAddr>,
-    /// Index into `addrs` of the one that answered last.
-    current: AtomicUsize,
-    down: AtomicBool,
-    /// Woken when the upstream is first seen down, so the health task starts probing.
-    pub went_down: Notify,
-}
-
-impl Upstream {
-    pub fn new(display: String, addrs: Vec<SocketAddr>) -> Upstream {
-        Upstream {
-            display,
-            addrs,
-            current: AtomicUsize::new(0),
-            down: AtomicBool::new(false),
-            went_down: Notify::new(),
-        }
-    }
-
-    pub fn addrs(&self) -> &[SocketAddr] {
-        &self.addrs
-    }
-
-    /// Every address, the one that answered last first.
-    fn addrs_current_first(&self) -> Vec<SocketAddr> {
-        let start = self.current.load(Ordering::Relaxed) % self.addrs.len();
-        self.addrs[start..]
-            .iter()
-            .chain(&self.addrs[..start])
-            .copied()
-            .collect()
-    }
-
-    fn current_addr(&self) -> SocketAddr {
-        self.addrs[self.current.load(Ordering::Relaxed) % self.addrs.len()]
-    }
-
-    /// Marks the upstream down; returns true if it was up until now.
-    fn mark_down(&self) -> bool {
-        let was_up = !self.down.swap(true, Ordering::AcqRel);
-        if was_up {
-            self.went_down.notify_one();
-        }
-        was_up
-    }
-
-    /// Marks the upstream up again, remembering which address answered.
-    pub fn mark_up(&self, addr: SocketAddr) -> bool {
-        if let Some(index) = self.addrs.iter().position(|a| *a == addr) {
-            self.current.store(index, Ordering::Relaxed);
-        }
-        self.down.swap(false, Ordering::AcqRel)
-    }
-
-    pub fn is_down(&self) -> bool {
-        self.down.load(Ordering::Acquire)
-    }
-}
 
 /// The front door's shared state.
 pub struct FrontDoor {
@@ -161,6 +96,18 @@ impl ProxyHttp for FrontDoor {
         }
         ctx.to_origin =
             self.upstream.is_none() || session.req_header().uri.path().starts_with(RESERVED_PREFIX);
+        if let Some(upstream) = self.upstream_for(ctx)
+            && !upstream.has_address()
+        {
+            // The dev server has not said where it listens yet: nothing to connect to.
+            let request = session.req_header();
+            let (status, content_type, body) = self.not_answering(
+                upstream,
+                policy::wants_page(&request.method, &request.headers),
+            );
+            respond(session, status, content_type, Bytes::from(body)).await?;
+            return Ok(true);
+        }
         if is_tunnelable_upgrade(session.req_header()) {
             self.tunnel(session, ctx).await?;
             return Ok(true);
@@ -175,7 +122,9 @@ impl ProxyHttp for FrontDoor {
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         let addr = match self.upstream_for(ctx) {
-            Some(upstream) => upstream.current_addr(),
+            Some(upstream) => upstream
+                .current_addr()
+                .ok_or_else(|| Error::new_up(ErrorType::ConnectNoRoute))?,
             None => self.origin,
         };
         Ok(Box::new(HttpPeer::new(addr, false, String::new())))
@@ -192,8 +141,7 @@ impl ProxyHttp for FrontDoor {
     ) -> Box<Error> {
         if let Some(upstream) = self.upstream_for(ctx) {
             ctx.connect_failures += 1;
-            if ctx.connect_failures < upstream.addrs.len() {
-                upstream.current.fetch_add(1, Ordering::Relaxed);
+            if upstream.try_next(ctx.connect_failures) {
                 e.set_retry(true);
             }
         }
@@ -211,7 +159,7 @@ impl ProxyHttp for FrontDoor {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         if let (Some(upstream), Some(addr)) = (self.upstream_for(ctx), peer.address().as_inet()) {
-            upstream.mark_up(*addr);
+            upstream.answered(*addr);
         }
         Ok(())
     }
@@ -340,36 +288,27 @@ impl ProxyHttp for FrontDoor {
         }
         let request = session.req_header();
         let page = policy::wants_page(&request.method, &request.headers);
-        let (content_type, body) = match (&upstream, unreachable) {
+        let (status, content_type, body) = match (&upstream, unreachable) {
             (Some(upstream), true) => {
                 if upstream.mark_down() {
                     tracing::warn!(
                         "upstream {} is not answering ({}); pages show a waiting page until it is back",
-                        upstream.display,
+                        upstream.display(),
                         e.etype().as_str()
                     );
                 }
-                if page {
-                    (
-                        "text/html; charset=utf-8",
-                        pages::upstream_down(&upstream.display, &self.tag),
-                    )
-                } else {
-                    (
-                        "text/plain; charset=utf-8",
-                        format!("relive: upstream {} is not answering\n", upstream.display),
-                    )
-                }
+                self.not_answering(upstream, page)
             }
             _ => {
                 tracing::debug!("request failed: {e}");
                 (
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY),
                     "text/plain; charset=utf-8",
                     format!("relive: {}\n", e.etype().as_str()),
                 )
             }
         };
-        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+        let code = status.as_u16();
         if let Err(write_error) = respond(session, status, content_type, Bytes::from(body)).await {
             tracing::debug!("could not send the error response: {write_error}");
         }
@@ -527,13 +466,34 @@ impl FrontDoor {
             Some(upstream) => {
                 let addrs = upstream.addrs_current_first();
                 let answered = tunnel::forward(session, &request, &addrs).await?;
-                upstream.mark_up(answered);
+                upstream.answered(answered);
             }
             None => {
                 tunnel::forward(session, &request, &[self.origin]).await?;
             }
         }
         Ok(())
+    }
+
+    /// The answer while the upstream cannot be reached: for a page, relive's waiting page
+    /// (starting, down or exited, with the command's last lines), which switches to the app by
+    /// itself; for anything else a short text.
+    fn not_answering(&self, upstream: &Upstream, page: bool) -> (StatusCode, &'static str, String) {
+        let snapshot = upstream.snapshot();
+        let status = pages::waiting_status(&snapshot);
+        if page {
+            (
+                status,
+                "text/html; charset=utf-8",
+                pages::waiting(&snapshot, &self.tag),
+            )
+        } else {
+            (
+                status,
+                "text/plain; charset=utf-8",
+                format!("relive: {} is not answering\n", upstream.display()),
+            )
+        }
     }
 
     fn start_rewrite(

@@ -68,7 +68,7 @@ pub fn respond(
 
 async fn feed(sender: mpsc::Sender<Bytes>, query: Query, context: Arc<SocketContext>) {
     let hub = &context.hub;
-    let (mut subscription, first) = ws::catch_up(hub, &query, context.heartbeat);
+    let (mut subscription, first) = ws::catch_up(&context, &query);
     let last_sent = subscription.last_id;
     let client = context.clients.connect_with("event-stream");
     let mut heartbeat = tokio::time::interval(context.heartbeat);

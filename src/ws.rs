@@ -34,6 +34,8 @@ pub struct SocketContext {
     pub token: String,
     pub heartbeat: Duration,
     pub shutdown: CancellationToken,
+    /// The dev server, in proxy mode (its status goes into `hello`).
+    pub upstream: Option<Arc<crate::upstream::Upstream>>,
 }
 
 /// Why an upgrade was refused.
@@ -172,10 +174,10 @@ fn close(code: CloseCode, reason: &'static str) -> Message {
 /// What a new connection is sent first (`hello`, then what it missed) and the subscription
 /// that follows; shared by the WebSocket and the event-stream fallback.
 pub fn catch_up(
-    hub: &Hub,
+    context: &SocketContext,
     query: &Query,
-    heartbeat: Duration,
 ) -> (crate::hub::Subscription, Vec<Arc<Published>>) {
+    let hub = &context.hub;
     let seen = match (&query.session, query.last_id) {
         (Some(session), Some(last_id)) if session == hub.session_id() => Some(last_id),
         // Events from another session (relive restarted) cannot be replayed.
@@ -190,7 +192,8 @@ pub fn catch_up(
             protocol: PROTOCOL_VERSION,
             version: env!("CARGO_PKG_VERSION").to_owned(),
             last_id,
-            heartbeat_ms: heartbeat.as_millis() as u64,
+            heartbeat_ms: context.heartbeat.as_millis() as u64,
+            upstream: context.upstream.as_ref().map(|u| u.state()),
         },
     ))];
     match &subscription.backlog {
@@ -272,7 +275,7 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let hub = &context.hub;
-    let (mut subscription, first) = catch_up(hub, &query, context.heartbeat);
+    let (mut subscription, first) = catch_up(&context, &query);
     let last_sent = subscription.last_id;
     for envelope in first {
         if socket.send(frame(&envelope)).await.is_err() {

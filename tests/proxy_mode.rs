@@ -151,7 +151,7 @@ async fn a_20_mb_page_streams_through_intact() {
 }
 
 #[tokio::test]
-async fn down_upstream_gets_the_waiting_page_and_tabs_reload_when_it_is_back() {
+async fn down_upstream_gets_the_waiting_page_until_it_answers() {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], common::unused_port()));
     let (_dir, relive) = start(&format!("http://{addr}"));
 
@@ -168,7 +168,11 @@ async fn down_upstream_gets_the_waiting_page_and_tabs_reload_when_it_is_back() {
 
     let _back = Upstream::start_on(addr).await;
     let event = next_event(&mut socket).await;
-    assert_eq!(event["type"], "reload", "{event}");
+    assert_eq!(event["type"], "upstream_status", "{event}");
+    assert_eq!(event["data"]["status"], "ready", "{event}");
+    // The waiting page's client reloads on this (checked in Chromium in tests/devserver.rs).
+    let event = next_event(&mut socket).await;
+    assert_eq!(event["type"], "preview_ready", "{event}");
     let page = get(relive.addr, "/plain", NAVIGATION).await;
     assert_eq!(page.status, 200);
 }

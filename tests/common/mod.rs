@@ -67,11 +67,15 @@ impl Relive {
     }
 
     pub fn try_start(args: &[&str], cwd: &Path) -> Result<Relive, StartFailure> {
-        let mut all: Vec<&str> = args.to_vec();
+        // relive's own flags go before a `--` (what follows is the dev server's command).
+        let split = args.iter().position(|a| *a == "--").unwrap_or(args.len());
+        let (own, dev_command) = args.split_at(split);
+        let mut all: Vec<&str> = own.to_vec();
         all.extend(["--log-format", "json", "-v"]);
-        if !args.iter().any(|a| *a == "--port" || *a == "-p") {
+        if !own.iter().any(|a| *a == "--port" || *a == "-p") {
             all.extend(["--port", "0"]);
         }
+        all.extend(dev_command);
         let runtime_dir = tempfile::tempdir().expect("a temp runtime dir");
         let mut child = command(&all, cwd, runtime_dir.path())
             .spawn()

@@ -1,0 +1,446 @@
+//! devserver: runs the dev server for `relive -- CMD` and follows it through its life.
+//!
+//! The command runs in its own process group with its output piped: each line is printed
+//! (prefixed, colours kept), kept (the last 20, for pages and overlays) and, while the dev
+//! server is not ready, sent to the tabs showing relive's starting page. Its address comes from
+//! `--proxy`, else the first local URL it prints, else a port in its arguments or the framework's
+//! default (see `discover`). When it exits, tabs show its last lines; with `--restart` it is
+//! started again with backoff.
+//!
+//! Must never: leave the command or anything it started running when relive stops (the whole
+//! group gets SIGTERM, then SIGKILL after a grace period), or let it read the terminal (a
+//! background process group reading the terminal would be stopped).
+
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::discover;
+use crate::hub::Hub;
+use crate::protocol::{Event, UpstreamState};
+use crate::upstream::{self, Upstream};
+
+/// How long the command gets to stop after SIGTERM before the group gets SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// After this long without a known address, say how to give one.
+const ADDRESS_HINT_AFTER: Duration = Duration::from_secs(15);
+/// Longest output line kept whole; longer ones are cut.
+const MAX_LINE: usize = 8 * 1024;
+/// A run that lasted this long was healthy: the restart backoff starts over.
+const HEALTHY_RUN: Duration = Duration::from_secs(30);
+
+/// The dev server command and how to run it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevCommand {
+    /// The program and its arguments (`["sh", "-c", "…"]` for a command from the config file).
+    pub argv: Vec<String>,
+    /// The words to recognise the framework and port by.
+    pub words: Vec<String>,
+    /// As the user wrote it.
+    pub display: String,
+    /// Start it again when it exits.
+    pub restart: bool,
+    /// The address was given with `--proxy`: nothing to discover.
+    pub fixed_address: bool,
+    /// Where it runs.
+    pub cwd: PathBuf,
+}
+
+impl DevCommand {
+    /// From the words after `--`, run as they are.
+    pub fn from_args(args: Vec<String>, restart: bool, cwd: PathBuf) -> DevCommand {
+        DevCommand {
+            display: display(&args),
+            words: args.clone(),
+            argv: args,
+            restart,
+            fixed_address: false,
+            cwd,
+        }
+    }
+
+    /// From a shell command line (the config file's `dev.command`), run by `sh -c`.
+    pub fn from_shell(line: &str, restart: bool, cwd: PathBuf) -> DevCommand {
+        DevCommand {
+            argv: vec!["sh".into(), "-c".into(), line.into()],
+            words: line.split_whitespace().map(str::to_owned).collect(),
+            display: line.to_owned(),
+            restart,
+            fixed_address: false,
+            cwd,
+        }
+    }
+}
+
+/// Words joined for people, quoted where a shell would need it.
+fn display(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=@+,%".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What the running command reports.
+enum Report {
+    Line(String),
+    Exited(std::io::Result<ExitStatus>),
+}
+
+/// How a run ended, in words: `exited with code 1`, `was killed by SIGSEGV`.
+fn describe_exit(status: &std::io::Result<ExitStatus>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        Ok(status) => match (status.code(), status.signal()) {
+            (Some(code), _) => format!("exited with code {code}"),
+            (None, Some(signal)) => match Signal::try_from(signal) {
+                Ok(signal) => format!("was killed by {}", signal.as_str()),
+                Err(_) => format!("was killed by signal {signal}"),
+            },
+            (None, None) => "exited".to_owned(),
+        },
+        Err(error) => format!("could not be waited for: {error}"),
+    }
+}
+
+/// The delay before restart number `attempt` (0-based): 0.5 s doubling up to 30 s.
+pub fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(500u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(30))
+}
+
+/// Runs and follows the dev server until `shutdown`, then stops it.
+pub async fn supervise(
+    command: DevCommand,
+    upstream: Arc<Upstream>,
+    hub: Arc<Hub>,
+    shutdown: CancellationToken,
+) {
+    let mut attempt = 0u32;
+    loop {
+        let started = Instant::now();
+        let Some(outcome) = run_once(&command, &upstream, &hub, &shutdown).await else {
+            return;
+        };
+        if started.elapsed() >= HEALTHY_RUN {
+            attempt = 0;
+        }
+        let restart_in = command.restart.then(|| backoff(attempt));
+        let lines = upstream.output();
+        match restart_in {
+            Some(delay) => tracing::warn!(
+                "dev server {outcome}; restarting in {:.1} s",
+                delay.as_secs_f32()
+            ),
+            None => tracing::warn!(
+                "dev server {outcome}; tabs show its last lines. Restart relive, or run it with \
+                 --restart to have it started again"
+            ),
+        }
+        upstream.transition(&hub, UpstreamState::Exited, Some(outcome.clone()));
+        hub.publish(Event::UpstreamExited {
+            detail: outcome,
+            lines,
+            restart_in_ms: restart_in.map(|d| d.as_millis() as u64),
+        });
+        let Some(delay) = restart_in else {
+            shutdown.cancelled().await;
+            return;
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        attempt += 1;
+    }
+}
+
+/// Starts the command and follows it until it exits (returning how) or `shutdown` (`None`,
+/// after stopping it).
+async fn run_once(
+    command: &DevCommand,
+    upstream: &Upstream,
+    hub: &Hub,
+    shutdown: &CancellationToken,
+) -> Option<String> {
+    upstream.clear_output();
+    let mut from_output = command.fixed_address;
+    if !command.fixed_address {
+        upstream.set_address(None, Vec::new());
+        guess_address(command, upstream).await;
+    }
+    let state = if upstream.has_address() {
+        UpstreamState::Starting
+    } else {
+        UpstreamState::Pending
+    };
+    upstream.transition(hub, state, None);
+
+    let (sender, mut reports) = mpsc::channel(256);
+    tracing::info!("dev     $ {}", command.display);
+    let group = match spawn(command, sender) {
+        Ok(group) => group,
+        Err(error) => {
+            let line = format!("cannot run `{}`: {error}", command.argv[0]);
+            upstream.record_output(&line);
+            return Some(format!("could not start ({error})"));
+        }
+    };
+    let spawned = Instant::now();
+    let mut hinted = false;
+    let mut probe = tokio::time::interval(upstream::PROBE_INTERVAL);
+    probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let state = upstream.state();
+        let probing = matches!(state, UpstreamState::Starting | UpstreamState::Down);
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                stop(group, &mut reports).await;
+                return None;
+            }
+            report = reports.recv() => match report {
+                Some(Report::Line(line)) => {
+                    crate::log::output_line("dev", &line);
+                    upstream.record_output(&line);
+                    if state != UpstreamState::Ready {
+                        hub.broadcast(Event::UpstreamOutput { line: line.clone() });
+                    }
+                    if !from_output && let Some(printed) = discover::url_in_line(&line) {
+                        from_output = true;
+                        use_printed(printed, command, upstream, hub).await;
+                    }
+                }
+                Some(Report::Exited(status)) => {
+                    // Whatever it started goes with it (it would hold the port).
+                    let _ = killpg(group, Signal::SIGTERM);
+                    return Some(describe_exit(&status));
+                }
+                None => return Some("stopped reporting".to_owned()),
+            },
+            _ = probe.tick(), if probing => {
+                if let Some(addr) = upstream::probe(&upstream.addrs()).await {
+                    upstream.answered(addr);
+                    let url = upstream.url().unwrap_or_default();
+                    if state == UpstreamState::Starting {
+                        tracing::info!(
+                            "dev server is ready at {url} after {:.1} s",
+                            spawned.elapsed().as_secs_f32()
+                        );
+                    }
+                    upstream.transition(hub, UpstreamState::Ready, None);
+                }
+            }
+            _ = upstream.went_down.notified(), if state == UpstreamState::Ready => {
+                upstream.transition(hub, UpstreamState::Down, None);
+            }
+            _ = tokio::time::sleep_until((spawned + ADDRESS_HINT_AFTER).into()),
+                if !hinted && state == UpstreamState::Pending => {
+                hinted = true;
+                tracing::warn!(
+                    "`{}` has not printed a http://localhost URL yet; if it serves on a port, \
+                     give it with --proxy PORT",
+                    command.display
+                );
+            }
+        }
+    }
+}
+
+/// Guesses the port before the command prints anything, unless something else already
+/// answers there (then only a printed URL is trusted).
+async fn guess_address(command: &DevCommand, upstream: &Upstream) {
+    let Some(guess) = discover::guess(&command.words, &command.cwd) else {
+        return;
+    };
+    let Ok(addrs) = upstream::resolve("localhost", guess.port).await else {
+        return;
+    };
+    if upstream::probe(&addrs).await.is_some() {
+        tracing::warn!(
+            "port {} ({}) is already in use by another program; waiting for `{}` to print its URL",
+            guess.port,
+            guess.why,
+            command.display
+        );
+        return;
+    }
+    let url = format!("http://localhost:{}", guess.port);
+    tracing::info!("dev server expected at {url} ({})", guess.why);
+    upstream.set_address(Some(url), addrs);
+}
+
+/// Takes the URL the command printed as the dev server's address (it beats a guess).
+async fn use_printed(
+    printed: discover::Printed,
+    command: &DevCommand,
+    upstream: &Upstream,
+    hub: &Hub,
+) {
+    let url = printed.url.to_string();
+    if printed.https {
+        tracing::warn!(
+            "`{}` serves HTTPS ({url} printed); relive fronts plain HTTP dev servers only, so \
+             give its HTTP address with --proxy",
+            command.display
+        );
+        return;
+    }
+    if upstream.url().as_deref() == Some(url.as_str()) {
+        tracing::info!("dev server at {url} (printed by the command)");
+        return;
+    }
+    match upstream::resolve(&printed.url.host, printed.url.port).await {
+        Ok(addrs) => {
+            tracing::info!("dev server at {url} (printed by the command)");
+            upstream.set_address(Some(url), addrs);
+            if upstream.state() != UpstreamState::Starting {
+                upstream.transition(hub, UpstreamState::Starting, None);
+            }
+        }
+        Err(error) => tracing::warn!("cannot resolve {url}: {error}"),
+    }
+}
+
+/// Starts the command in its own process group; its output and exit arrive on `reports`.
+/// Returns the group id.
+fn spawn(command: &DevCommand, reports: mpsc::Sender<Report>) -> std::io::Result<Pid> {
+    let mut process = Command::new(&command.argv[0]);
+    process
+        .args(&command.argv[1..])
+        .current_dir(&command.cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        // Output through a pipe is block-buffered by Python unless told otherwise.
+        .env("PYTHONUNBUFFERED", "1");
+    if crate::log::colour() {
+        process.env("FORCE_COLOR", "1");
+    }
+    let mut child = process.spawn()?;
+    let id = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .ok_or_else(|| std::io::Error::other("the command exited before it could be followed"))?;
+    let readers = [
+        tokio::spawn(forward_lines(child.stdout.take(), reports.clone())),
+        tokio::spawn(forward_lines(child.stderr.take(), reports.clone())),
+    ];
+    tokio::spawn(async move {
+        let status = child.wait().await;
+        // Let the last lines arrive before the exit, unless something else keeps the pipes.
+        for reader in readers {
+            let _ = tokio::time::timeout(Duration::from_millis(500), reader).await;
+        }
+        let _ = reports.send(Report::Exited(status)).await;
+    });
+    Ok(Pid::from_raw(id))
+}
+
+/// Sends each line read from `pipe` (lossy UTF-8, cut at [`MAX_LINE`], `\r` dropped).
+async fn forward_lines(pipe: Option<impl AsyncRead + Unpin>, reports: mpsc::Sender<Report>) {
+    let Some(mut pipe) = pipe else { return };
+    let mut pending: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 8192];
+    loop {
+        let read = match pipe.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&chunk[..read]);
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            if reports.send(Report::Line(to_line(&line))).await.is_err() {
+                return;
+            }
+        }
+        if pending.len() > MAX_LINE {
+            let line = std::mem::take(&mut pending);
+            if reports.send(Report::Line(to_line(&line))).await.is_err() {
+                return;
+            }
+        }
+    }
+    if !pending.is_empty() {
+        let _ = reports.send(Report::Line(to_line(&pending))).await;
+    }
+}
+
+fn to_line(bytes: &[u8]) -> String {
+    let bytes = &bytes[..bytes.len().min(MAX_LINE)];
+    let text = String::from_utf8_lossy(bytes);
+    text.trim_end_matches(['\n', '\r']).to_owned()
+}
+
+/// Stops the group: SIGTERM, then SIGKILL for whatever is left after [`STOP_GRACE`].
+async fn stop(group: Pid, reports: &mut mpsc::Receiver<Report>) {
+    // ESRCH (already gone) is fine.
+    let _ = killpg(group, Signal::SIGTERM);
+    let deadline = tokio::time::Instant::now() + STOP_GRACE;
+    let mut leader_exited = false;
+    loop {
+        if leader_exited && killpg(group, None).is_err() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => break,
+            report = reports.recv(), if !leader_exited => match report {
+                Some(Report::Line(line)) => crate::log::output_line("dev", &line),
+                Some(Report::Exited(_)) | None => leader_exited = true,
+            },
+            _ = tokio::time::sleep(Duration::from_millis(50)), if leader_exited => {}
+        }
+    }
+    tracing::warn!(
+        "the dev server did not stop within {} s; killing it",
+        STOP_GRACE.as_secs()
+    );
+    let _ = killpg(group, Signal::SIGKILL);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_display_as_typed() {
+        let args = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(display(&args(&["npm", "run", "dev"])), "npm run dev");
+        assert_eq!(
+            display(&args(&["sh", "-c", "echo it's"])),
+            r"sh -c 'echo it'\''s'"
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_thirty_seconds() {
+        assert_eq!(backoff(0), Duration::from_millis(500));
+        assert_eq!(backoff(1), Duration::from_secs(1));
+        assert_eq!(backoff(3), Duration::from_secs(4));
+        assert_eq!(backoff(6), Duration::from_secs(30));
+        assert_eq!(backoff(40), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn lines_are_cut_and_lossy() {
+        assert_eq!(to_line(b"hello\r\n"), "hello");
+        assert_eq!(to_line(b"caf\xe9\n"), "caf\u{fffd}");
+        assert_eq!(to_line(&vec![b'x'; MAX_LINE * 2]).len(), MAX_LINE);
+    }
+}
