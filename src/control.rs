@@ -34,6 +34,36 @@ pub enum Signal {
     Image { paths: Vec<String> },
     /// Show a short message in every tab (as text, never as HTML).
     Message { text: String },
+    /// An outside build started or printed a line: the badge says "building…".
+    BuildProgress {
+        #[serde(default)]
+        line: String,
+    },
+    /// An outside build succeeded: the error overlay goes (send `reload` to reload).
+    BuildCompleted {
+        #[serde(default)]
+        duration_ms: u64,
+    },
+    /// An outside build failed: every tab shows these lines in the error overlay.
+    BuildError {
+        #[serde(default)]
+        code: Option<i32>,
+        lines: Vec<String>,
+        #[serde(default)]
+        duration_ms: u64,
+    },
+}
+
+/// How many lines a build error sent from outside may show, and how long each may be.
+const MAX_ERROR_LINES: usize = 200;
+const MAX_LINE_CHARS: usize = 2000;
+
+fn cut(text: String) -> String {
+    if text.chars().count() > MAX_LINE_CHARS {
+        text.chars().take(MAX_LINE_CHARS).collect()
+    } else {
+        text
+    }
 }
 
 impl Signal {
@@ -46,10 +76,27 @@ impl Signal {
             },
             Signal::Css { paths } => Event::Css { paths },
             Signal::Image { paths } => Event::Image { paths },
-            Signal::Message { text } => Event::Message {
-                text: text.chars().take(2000).collect(),
-            },
+            Signal::Message { text } => Event::Message { text: cut(text) },
+            Signal::BuildProgress { line } => Event::BuildProgress { line: cut(line) },
+            Signal::BuildCompleted { duration_ms } => Event::BuildCompleted { duration_ms },
+            Signal::BuildError {
+                code,
+                lines,
+                duration_ms,
+            } => {
+                let skip = lines.len().saturating_sub(MAX_ERROR_LINES);
+                Event::BuildError {
+                    code,
+                    lines: lines.into_iter().skip(skip).map(cut).collect(),
+                    duration_ms,
+                }
+            }
         }
+    }
+
+    /// Progress lines are sent to whoever listens now, never replayed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Signal::BuildProgress { .. })
     }
 }
 
@@ -113,7 +160,8 @@ pub fn parse(body: &[u8]) -> Result<Signal, Refusal> {
             StatusCode::BAD_REQUEST,
             format!(
                 "bad signal: {e}; send {{\"type\":\"reload\"}}, {{\"type\":\"css\",\"paths\":[…]}}, \
-                 {{\"type\":\"image\",\"paths\":[…]}} or {{\"type\":\"message\",\"text\":…}}"
+                 {{\"type\":\"image\",\"paths\":[…]}}, {{\"type\":\"message\",\"text\":…}}, \
+                 {{\"type\":\"build_error\",\"lines\":[…]}} or {{\"type\":\"build_completed\"}}"
             ),
         )
     })
@@ -134,7 +182,11 @@ pub async fn handle(
             .to_bytes();
         let signal = parse(&body)?;
         tracing::info!("notify  {}", describe(&signal));
-        Ok::<u64, Refusal>(hub.publish(signal.into_event()))
+        if signal.is_transient() {
+            hub.broadcast(signal.into_event());
+            return Ok::<u64, Refusal>(hub.last_id());
+        }
+        Ok(hub.publish(signal.into_event()))
     }
     .await;
     match outcome {
@@ -157,6 +209,13 @@ fn describe(signal: &Signal) -> String {
         Signal::Css { paths } => format!("css {}", paths.join(", ")),
         Signal::Image { paths } => format!("image {}", paths.join(", ")),
         Signal::Message { text } => format!("message {text:?}"),
+        Signal::BuildProgress { line } => format!("build │ {line}"),
+        Signal::BuildCompleted { .. } => "build completed".to_owned(),
+        Signal::BuildError { lines, code, .. } => format!(
+            "build failed{}: {}",
+            code.map(|c| format!(" (exit {c})")).unwrap_or_default(),
+            lines.last().map(String::as_str).unwrap_or("")
+        ),
     }
 }
 

@@ -52,6 +52,56 @@ async fn a_signal_with_the_token_reaches_every_tab() {
 }
 
 #[tokio::test]
+async fn an_outside_build_can_show_and_clear_the_error_overlay() {
+    let dir = site();
+    let relive = Relive::start(&["."], dir.path());
+    let token = relive.control_token();
+    let (mut socket, _) = connect_and_hello(relive.addr).await;
+    let send = |body: &str| {
+        post(
+            relive.addr,
+            &format!(
+                "Authorization: Bearer {token}\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            ),
+            body,
+        )
+    };
+    for (body, kind) in [
+        (
+            r#"{"type":"build_progress","line":"compiling"}"#,
+            "build_progress",
+        ),
+        (
+            r#"{"type":"build_error","code":2,"lines":["src/a.ts:1 <b>bad</b>"]}"#,
+            "build_error",
+        ),
+        (
+            r#"{"type":"build_completed","duration_ms":42}"#,
+            "build_completed",
+        ),
+    ] {
+        let response = raw(relive.addr, send(body).as_bytes()).await;
+        assert_eq!(
+            statuses(&response),
+            vec![202],
+            "{}",
+            String::from_utf8_lossy(&response)
+        );
+        let event = next_event(&mut socket).await;
+        assert_eq!(event["type"], kind, "{event}");
+        if kind == "build_error" {
+            assert_eq!(event["data"]["code"], 2);
+            assert_eq!(
+                event["data"]["lines"],
+                serde_json::json!(["src/a.ts:1 <b>bad</b>"])
+            );
+        }
+    }
+    let unknown = raw(relive.addr, send(r#"{"type":"build_error"}"#).as_bytes()).await;
+    assert_eq!(statuses(&unknown), vec![400], "lines are required");
+}
+
+#[tokio::test]
 async fn refused_signals_produce_no_event_and_do_not_desync_the_connection() {
     let dir = site();
     let relive = Relive::start(&["."], dir.path());
