@@ -203,6 +203,7 @@ async fn run_once(
     };
     let spawned = Instant::now();
     let mut hinted = false;
+    let mut hinted_fixes: Vec<&'static str> = Vec::new();
     let mut probe = tokio::time::interval(upstream::PROBE_INTERVAL);
     probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -219,6 +220,12 @@ async fn run_once(
                     upstream.record_output(&line);
                     if state != UpstreamState::Ready {
                         hub.broadcast(Event::UpstreamOutput { line: line.clone() });
+                    }
+                    if let Some(hint) = hint_for(&line)
+                        && !hinted_fixes.contains(&hint)
+                    {
+                        hinted_fixes.push(hint);
+                        tracing::warn!("{hint}");
                     }
                     if !from_output && let Some(printed) = discover::url_in_line(&line) {
                         from_output = true;
@@ -258,6 +265,24 @@ async fn run_once(
                 );
             }
         }
+    }
+}
+
+/// What to do about a line where the dev server says it refused relive's requests.
+fn hint_for(line: &str) -> Option<&'static str> {
+    if line.contains("Blocked cross-origin request to Next.js") {
+        Some(
+            "Next.js refused a request made through relive from a host other than localhost. \
+             Open relive at the http://localhost URL it printed, or add that host to \
+             `allowedDevOrigins` in next.config as Next's message above shows, then restart.",
+        )
+    } else if line.contains("server.allowedHosts") {
+        Some(
+            "Vite refused a host name used to reach relive. Open relive at the http://localhost \
+             URL it printed, or add the name to `server.allowedHosts` in vite.config.",
+        )
+    } else {
+        None
     }
 }
 
@@ -426,6 +451,12 @@ mod tests {
             display(&args(&["sh", "-c", "echo it's"])),
             r"sh -c 'echo it'\''s'"
         );
+    }
+
+    #[test]
+    fn refusals_get_a_hint() {
+        assert!(hint_for("⚠ Blocked cross-origin request to Next.js dev resource /_next/webpack-hmr from \"127.0.0.1\".").is_some());
+        assert!(hint_for("  VITE v8 ready").is_none());
     }
 
     #[test]

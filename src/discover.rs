@@ -98,8 +98,8 @@ pub fn guess(words: &[String], cwd: &Path) -> Option<Guess> {
             return Some(Guess {
                 port,
                 why: format!(
-                    "{framework}'s default port ({})",
-                    from(index, framework_word(list))
+                    "{framework}'s default port, from {}",
+                    from(index, &format!("`{}`", framework_word(list)))
                 ),
             });
         }
@@ -109,12 +109,12 @@ pub fn guess(words: &[String], cwd: &Path) -> Option<Guess> {
     {
         return Some(Guess {
             port,
-            why: format!("{framework}'s default port (`{dependency}` in package.json)"),
+            why: format!("{framework}'s default port, from `{dependency}` in package.json"),
         });
     }
     framework_in_files(cwd).map(|(framework, port, file)| Guess {
         port,
-        why: format!("{framework}'s default port (found {file})"),
+        why: format!("{framework}'s default port, from {file}"),
     })
 }
 
@@ -340,7 +340,7 @@ mod tests {
         assert_eq!(g.port, 5173);
         assert_eq!(
             g.why,
-            "Vite's default port (vite in package.json script `dev`)"
+            "Vite's default port, from `vite` in package.json script `dev`"
         );
         let g = guess(&words("npm start"), dir.path()).unwrap();
         assert_eq!(

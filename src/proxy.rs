@@ -123,7 +123,7 @@ impl ProxyHttp for FrontDoor {
     ) -> Result<Box<HttpPeer>> {
         let addr = match self.upstream_for(ctx) {
             Some(upstream) => upstream
-                .current_addr()
+                .addr_for_attempt(ctx.connect_failures)
                 .ok_or_else(|| Error::new_up(ErrorType::ConnectNoRoute))?,
             None => self.origin,
         };
@@ -141,7 +141,7 @@ impl ProxyHttp for FrontDoor {
     ) -> Box<Error> {
         if let Some(upstream) = self.upstream_for(ctx) {
             ctx.connect_failures += 1;
-            if upstream.try_next(ctx.connect_failures) {
+            if upstream.has_another(ctx.connect_failures) {
                 e.set_retry(true);
             }
         }
@@ -268,7 +268,6 @@ impl ProxyHttp for FrontDoor {
                     | ErrorType::ConnectTimedout
                     | ErrorType::ConnectNoRoute
                     | ErrorType::ConnectError
-                    | ErrorType::ConnectionClosed
             );
         let code = match (e.esource(), e.etype()) {
             (_, ErrorType::HTTPStatus(code)) => *code,

@@ -23,8 +23,10 @@ use tokio::net::TcpStream;
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 128;
 
+/// A failure after the peer accepted the connection: the peer is up, so this is not a reason
+/// to show the waiting page (only failures to connect are).
 fn upstream_error(context: &str, cause: impl std::fmt::Display) -> Box<Error> {
-    let mut error = Error::explain(ErrorType::ConnectError, format!("{context}: {cause}"));
+    let mut error = Error::explain(ErrorType::ReadError, format!("{context}: {cause}"));
     error.esource = pingora::ErrorSource::Upstream;
     error
 }

@@ -129,20 +129,20 @@ impl Upstream {
             .collect()
     }
 
-    /// The address to try first, if any is known.
-    pub fn current_addr(&self) -> Option<SocketAddr> {
+    /// The address for a request's attempt number `attempt` (0 first): the one that answered
+    /// last, then the others in turn. `None` when there is none left (or none known).
+    pub fn addr_for_attempt(&self, attempt: usize) -> Option<SocketAddr> {
         let addrs = self.addrs();
-        (!addrs.is_empty()).then(|| addrs[self.current.load(Ordering::Relaxed) % addrs.len()])
+        if attempt >= addrs.len() {
+            return None;
+        }
+        let start = self.current.load(Ordering::Relaxed) % addrs.len();
+        Some(addrs[(start + attempt) % addrs.len()])
     }
 
-    /// After a failed connection: moves on to the next address. Returns whether another
-    /// address is left to try for a request that has made `failures` attempts.
-    pub fn try_next(&self, failures: usize) -> bool {
-        let left = failures < self.addrs().len();
-        if left {
-            self.current.fetch_add(1, Ordering::Relaxed);
-        }
-        left
+    /// Whether a request that failed to connect `failures` times has another address to try.
+    pub fn has_another(&self, failures: usize) -> bool {
+        failures < self.addrs().len()
     }
 
     /// Remembers which address answered.
@@ -367,10 +367,24 @@ mod tests {
     }
 
     #[test]
+    fn each_attempt_tries_the_next_address_from_the_one_that_answered() {
+        let a: SocketAddr = "[::1]:1".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let upstream = Upstream::new(None, None, vec![a, b]);
+        assert_eq!(upstream.addr_for_attempt(0), Some(a));
+        assert_eq!(upstream.addr_for_attempt(1), Some(b));
+        assert_eq!(upstream.addr_for_attempt(2), None);
+        upstream.answered(b);
+        assert_eq!(upstream.addr_for_attempt(0), Some(b));
+        assert_eq!(upstream.addr_for_attempt(1), Some(a));
+        assert!(upstream.has_another(1) && !upstream.has_another(2));
+    }
+
+    #[test]
     fn a_pending_upstream_has_no_address_and_keeps_its_last_lines() {
         let upstream = Upstream::new(Some("npm run dev".into()), None, vec![]);
         assert_eq!(upstream.state(), UpstreamState::Pending);
-        assert_eq!(upstream.current_addr(), None);
+        assert_eq!(upstream.addr_for_attempt(0), None);
         assert_eq!(upstream.display(), "npm run dev");
         for n in 0..30 {
             upstream.record_output(&format!("line {n}"));

@@ -67,6 +67,22 @@ impl Relive {
     }
 
     pub fn try_start(args: &[&str], cwd: &Path) -> Result<Relive, StartFailure> {
+        Relive::try_start_with_env(args, cwd, &[])
+    }
+
+    /// Like `start`, with extra environment variables (for the dev server relive runs).
+    pub fn start_with_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Relive {
+        match Relive::try_start_with_env(args, cwd, env) {
+            Ok(relive) => relive,
+            Err(failure) => panic!("relive did not start: {failure:?}"),
+        }
+    }
+
+    pub fn try_start_with_env(
+        args: &[&str],
+        cwd: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<Relive, StartFailure> {
         // relive's own flags go before a `--` (what follows is the dev server's command).
         let split = args.iter().position(|a| *a == "--").unwrap_or(args.len());
         let (own, dev_command) = args.split_at(split);
@@ -78,6 +94,7 @@ impl Relive {
         all.extend(dev_command);
         let runtime_dir = tempfile::tempdir().expect("a temp runtime dir");
         let mut child = command(&all, cwd, runtime_dir.path())
+            .envs(env.iter().copied())
             .spawn()
             .expect("the relive binary runs");
         let stderr = child.stderr.take().expect("stderr is piped");
@@ -149,7 +166,19 @@ impl Relive {
 }
 
 impl Drop for Relive {
+    /// Stops relive as a user would (SIGTERM), so it stops the dev server it runs; SIGKILL only
+    /// if it does not exit in time.
     fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
