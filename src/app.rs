@@ -184,7 +184,11 @@ pub async fn run(
             hub.clone(),
             shutdown.clone(),
         )),
-        None => tokio::spawn(forward_changes(batches, hub.clone())),
+        None => tokio::spawn(forward_changes(
+            batches,
+            hub.clone(),
+            upstream.clone().filter(|_| config.defer_to_hmr),
+        )),
     });
 
     let listening = Listening {
@@ -220,9 +224,24 @@ pub async fn run(
     Ok(())
 }
 
-/// Without a build command, changes go straight to every tab.
-async fn forward_changes(mut batches: tokio::sync::mpsc::Receiver<Vec<Event>>, hub: Arc<Hub>) {
-    while let Some(events) = batches.recv().await {
+/// Without a build command, changes go straight to every tab, except what a dev server with its
+/// own hot reloading (`defer_to`) updates by itself.
+async fn forward_changes(
+    mut batches: tokio::sync::mpsc::Receiver<Vec<Event>>,
+    hub: Arc<Hub>,
+    defer_to: Option<Arc<Upstream>>,
+) {
+    while let Some(mut events) = batches.recv().await {
+        if let Some(name) = defer_to.as_ref().and_then(|u| u.hmr()) {
+            let before = events.len();
+            events = crate::upstream::leave_to_hmr(events);
+            if events.len() < before {
+                tracing::debug!(
+                    "left {} change(s) to {name}'s hot reloading",
+                    before - events.len()
+                );
+            }
+        }
         watch::announce(&hub, events);
     }
 }

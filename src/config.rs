@@ -77,6 +77,7 @@ pub struct WatchSection {
     pub poll: Option<bool>,
     pub poll_interval_ms: Option<u64>,
     pub debounce_ms: Option<u64>,
+    pub defer_to_hmr: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -184,6 +185,8 @@ pub struct Config {
     pub build: Option<String>,
     /// The dev server relive runs (`relive -- CMD` or `dev.command`).
     pub dev: Option<DevCommand>,
+    /// Leave module and stylesheet changes to a dev server that hot-reloads them itself.
+    pub defer_to_hmr: bool,
     /// `None` when nothing is watched.
     pub watch: Option<WatchSettings>,
     pub heartbeat: Duration,
@@ -348,6 +351,7 @@ pub fn resolve(cli: &Cli, cwd: &Path) -> Result<Config, ConfigError> {
             .or(file.build.command.clone())
             .filter(|c| !c.trim().is_empty()),
         dev,
+        defer_to_hmr: file.watch.defer_to_hmr.unwrap_or(true),
         watch,
         heartbeat: Duration::from_secs(heartbeat_secs),
         badge: file.client.badge.unwrap_or(true),

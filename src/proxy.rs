@@ -96,6 +96,9 @@ impl ProxyHttp for FrontDoor {
         }
         ctx.to_origin =
             self.upstream.is_none() || session.req_header().uri.path().starts_with(RESERVED_PREFIX);
+        if let Some(upstream) = self.upstream_for(ctx) {
+            upstream.saw_path(session.req_header().uri.path());
+        }
         if let Some(upstream) = self.upstream_for(ctx)
             && !upstream.has_address()
         {

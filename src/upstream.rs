@@ -56,6 +56,8 @@ pub struct Upstream {
     output: Mutex<VecDeque<String>>,
     /// Woken when a request finds the upstream down, so the lifecycle task starts probing.
     pub went_down: Notify,
+    /// The dev server's own hot reloading, once a page loaded its client (see [`hmr_client`]).
+    hmr: std::sync::OnceLock<&'static str>,
 }
 
 /// A copy of what pages need to know.
@@ -93,6 +95,7 @@ impl Upstream {
             }),
             output: Mutex::new(VecDeque::with_capacity(OUTPUT_LINES)),
             went_down: Notify::new(),
+            hmr: std::sync::OnceLock::new(),
         }
     }
 
@@ -163,6 +166,27 @@ impl Upstream {
         drop(known);
         self.went_down.notify_one();
         true
+    }
+
+    /// Notes a request path: a page loading a dev server's HMR client shows that the dev server
+    /// hot-reloads by itself. Says so once.
+    pub fn saw_path(&self, path: &str) {
+        if self.hmr.get().is_some() {
+            return;
+        }
+        if let Some(name) = hmr_client(path)
+            && self.hmr.set(name).is_ok()
+        {
+            tracing::info!(
+                "{name} hot-reloads modules and stylesheets itself; relive leaves changes to those \
+                 files to it (watch.defer_to_hmr = false in relive.toml to reload anyway)"
+            );
+        }
+    }
+
+    /// The dev server's own hot reloading, if a page showed it has one.
+    pub fn hmr(&self) -> Option<&'static str> {
+        self.hmr.get().copied()
     }
 
     pub fn state(&self) -> UpstreamState {
@@ -246,6 +270,46 @@ impl Upstream {
             }
         }
     }
+}
+
+/// Which dev server's hot-reload client a request path is, if it is one.
+pub fn hmr_client(path: &str) -> Option<&'static str> {
+    if path.ends_with("/@vite/client") {
+        Some("Vite")
+    } else if path.starts_with("/_next/webpack-hmr") || path.starts_with("/_next/hmr") {
+        Some("Next.js")
+    } else if path.starts_with("/__webpack_hmr") || path.starts_with("/webpack-dev-server") {
+        Some("webpack")
+    } else {
+        None
+    }
+}
+
+/// Files a dev server with hot reloading updates by itself (modules and stylesheets).
+const HMR_HANDLED: &[&str] = &[
+    "js", "jsx", "mjs", "cjs", "ts", "tsx", "mts", "cts", "vue", "svelte", "astro", "mdx", "css",
+    "scss", "sass", "less", "styl", "stylus", "pcss", "postcss",
+];
+
+fn hmr_handles(path: &str) -> bool {
+    path.rsplit_once('.')
+        .is_some_and(|(_, ext)| HMR_HANDLED.iter().any(|h| ext.eq_ignore_ascii_case(h)))
+}
+
+/// Drops what the dev server's own hot reloading already does: stylesheet swaps, and reloads
+/// caused only by module or stylesheet files. Reloads for anything else (templates, server
+/// code, HTML) stay.
+pub fn leave_to_hmr(events: Vec<Event>) -> Vec<Event> {
+    events
+        .into_iter()
+        .filter(|event| match event {
+            Event::Css { .. } => false,
+            Event::Reload { paths, .. } => {
+                paths.is_empty() || !paths.iter().all(|p| hmr_handles(p))
+            }
+            _ => true,
+        })
+        .collect()
 }
 
 /// The addresses of `host` (`localhost` is often both `::1` and `127.0.0.1`).
@@ -378,6 +442,31 @@ mod tests {
         assert_eq!(upstream.addr_for_attempt(0), Some(b));
         assert_eq!(upstream.addr_for_attempt(1), Some(a));
         assert!(upstream.has_another(1) && !upstream.has_another(2));
+    }
+
+    #[test]
+    fn changes_the_dev_server_hot_reloads_are_left_to_it() {
+        let reload = |paths: &[&str]| Event::Reload {
+            reason: "changed".into(),
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+        };
+        let kept = leave_to_hmr(vec![
+            Event::Css {
+                paths: vec!["/src/app.css".into()],
+            },
+            reload(&["src/App.tsx", "src/util.ts"]),
+        ]);
+        assert!(kept.is_empty(), "{kept:?}");
+        let template = reload(&["templates/base.html", "src/App.tsx"]);
+        assert_eq!(leave_to_hmr(vec![template.clone()]), vec![template]);
+        let image = Event::Image {
+            paths: vec!["/logo.png".into()],
+        };
+        assert_eq!(leave_to_hmr(vec![image.clone()]), vec![image]);
+        assert_eq!(hmr_client("/@vite/client"), Some("Vite"));
+        assert_eq!(hmr_client("/base/@vite/client"), Some("Vite"));
+        assert_eq!(hmr_client("/_next/hmr?id=1"), Some("Next.js"));
+        assert_eq!(hmr_client("/app.js"), None);
     }
 
     #[test]

@@ -17,14 +17,28 @@ use common::*;
 /// Dev servers compile on first request; on a 2-core machine Next can take a while.
 const COMPILE_PATIENCE: Duration = Duration::from_secs(180);
 
+/// The fixture's folder once its packages are installed (`npm ci` runs here the first time,
+/// when npm is available); `None` (after a loud message) when they cannot be.
 fn fixture(name: &str) -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name);
-    let installed = dir.join("node_modules/.package-lock.json").is_file();
+    let installed = || dir.join("node_modules/.package-lock.json").is_file();
+    if !installed() {
+        eprintln!("installing {name}'s packages: npm ci in {}", dir.display());
+        let ran = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status();
+        if let Ok(status) = &ran
+            && !status.success()
+        {
+            eprintln!("npm ci failed in {}: {status}", dir.display());
+        }
+    }
     require_tool(
-        &format!("npm packages in {} (run `npm ci` there)", dir.display()),
-        installed,
+        &format!("npm and the packages of {} (npm ci there)", dir.display()),
+        installed(),
     )
     .then_some(dir)
 }
@@ -64,8 +78,11 @@ async fn vite_hot_updates_through_relive_and_index_html_reloads() {
     std::fs::write(&value, "export const value = 'one';\n").unwrap();
 
     let port = unused_port().to_string();
+    // relive watches the same files: it must leave module changes to Vite (no double reload).
     let relive = Relive::start_with_env(
         &[
+            "--watch",
+            root.path().to_str().unwrap(),
             "--",
             "npm",
             "run",
@@ -96,6 +113,7 @@ async fn vite_hot_updates_through_relive_and_index_html_reloads() {
     browser
         .wait_until("document.getElementById('value').textContent === 'two'")
         .await;
+    relive.wait_for_line("left 1 change(s) to Vite's hot reloading");
     assert_eq!(
         browser.eval("window.marker").await,
         "kept",
