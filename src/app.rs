@@ -161,6 +161,7 @@ pub async fn run(
         origin: origin_addr,
         tag,
         allowed_hosts: config.allowed_hosts.clone(),
+        csp_reported: Default::default(),
     };
     let pingora = start_front_door(front_door, addr, shutdown.clone());
     if let Err(error) = wait_until_accepting(addr, &pingora).await {

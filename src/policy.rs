@@ -142,6 +142,53 @@ pub fn csp_nonce(headers: &HeaderMap) -> Option<String> {
         })
 }
 
+/// What in a page's `Content-Security-Policy` headers would stop relive's client: its script
+/// (`script-src-elem`/`script-src`/`default-src` without a nonce relive can copy, `'self'` or
+/// a wildcard) or its socket (`connect-src`/`default-src` without `'self'`, `ws:` or a
+/// wildcard). Empty when nothing does.
+pub fn csp_conflicts(headers: &HeaderMap) -> Vec<&'static str> {
+    let mut conflicts = Vec::new();
+    for policy in headers.get_all(header::CONTENT_SECURITY_POLICY) {
+        let Ok(policy) = policy.to_str() else {
+            continue;
+        };
+        let directives: Vec<Vec<&str>> = policy
+            .split(';')
+            .map(|d| d.split_ascii_whitespace().collect())
+            .collect();
+        let effective = |names: &[&str]| {
+            names.iter().find_map(|name| {
+                directives
+                    .iter()
+                    .find(|d| d.first().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+                    .map(|d| d[1..].to_vec())
+            })
+        };
+        let has = |sources: &[&str], wanted: &[&str]| {
+            sources
+                .iter()
+                .any(|s| wanted.iter().any(|w| s.eq_ignore_ascii_case(w)))
+        };
+        if let Some(sources) = effective(&["script-src-elem", "script-src", "default-src"]) {
+            let nonce = sources.iter().any(|s| s.starts_with("'nonce-"));
+            // With 'strict-dynamic', only a nonce (or hash) lets a parser-inserted script run.
+            let allowed = nonce
+                || (!has(&sources, &["'strict-dynamic'"])
+                    && has(&sources, &["'self'", "*", "http:", "https:"]));
+            if !allowed && !conflicts.contains(&"script-src") {
+                conflicts.push("script-src");
+            }
+        }
+        if let Some(sources) = effective(&["connect-src", "default-src"])
+            && !has(&sources, &["'self'", "*", "ws:", "wss:"])
+            && !conflicts.contains(&"connect-src")
+        {
+            conflicts.push("connect-src");
+        }
+    }
+    conflicts
+}
+
 /// Whether a request is (probably) a page load, for which the upstream is asked not to
 /// compress so the page can be rewritten without decoding it.
 pub fn wants_page(method: &Method, request: &HeaderMap) -> bool {
@@ -155,6 +202,30 @@ pub fn wants_page(method: &Method, request: &HeaderMap) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csp_that_blocks_the_client_is_named() {
+        let csp = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_SECURITY_POLICY, value.parse().unwrap());
+            csp_conflicts(&headers)
+        };
+        assert!(csp("default-src 'self'").is_empty());
+        assert!(csp("script-src 'nonce-abc' 'strict-dynamic'; connect-src 'self'").is_empty());
+        assert!(
+            csp("img-src *").is_empty(),
+            "no script or connect rule: allowed"
+        );
+        assert_eq!(csp("default-src 'none'"), ["script-src", "connect-src"]);
+        assert_eq!(
+            csp("script-src 'self' 'strict-dynamic'; connect-src ws:"),
+            ["script-src"]
+        );
+        assert_eq!(
+            csp("script-src 'self'; connect-src https://api.example.com"),
+            ["connect-src"]
+        );
+    }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();

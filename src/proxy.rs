@@ -42,6 +42,8 @@ pub struct FrontDoor {
     pub tag: ClientTag,
     /// Host names allowed besides localhost and IP literals.
     pub allowed_hosts: Vec<String>,
+    /// Whether a page's CSP blocking the client was reported (once is enough).
+    pub csp_reported: std::sync::atomic::AtomicBool,
 }
 
 /// A page being rewritten as it streams.
@@ -196,12 +198,18 @@ impl ProxyHttp for FrontDoor {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let request = session.req_header();
+        if let Some(upstream) = self.upstream_for(ctx) {
+            rewrite_location(upstream, request, response)?;
+        }
         let decision = policy::decide(
             &request.method,
             &request.headers,
             response.status,
             &response.headers,
         );
+        if decision == Injection::Inject {
+            self.report_csp(request, response);
+        }
         match decision {
             Injection::Pass => Ok(()),
             Injection::HeadOfPage => {
@@ -326,6 +334,53 @@ impl ProxyHttp for FrontDoor {
         self.upstream_for(ctx).is_some() && error.esource() == &ErrorSource::Upstream
             || error.esource() == &ErrorSource::Downstream
     }
+}
+
+/// A redirect to the upstream's own address (`http://localhost:5173/login`, as a dev server
+/// configured with its own URL writes it) goes to relive's address instead, so the browser
+/// stays behind relive. Relative and foreign locations pass unchanged.
+fn rewrite_location(
+    upstream: &Upstream,
+    request: &RequestHeader,
+    response: &mut ResponseHeader,
+) -> Result<()> {
+    let Some(location) = response
+        .headers
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Ok(());
+    };
+    let Some(front) = request
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Ok(());
+    };
+    let Some(url) = upstream.url() else {
+        return Ok(());
+    };
+    let Some(port) = url.rsplit(':').next() else {
+        return Ok(());
+    };
+    let host = url
+        .trim_start_matches("http://")
+        .rsplit_once(':')
+        .map_or("", |(host, _)| host);
+    let rest = [host, "localhost", "127.0.0.1", "[::1]"]
+        .iter()
+        .find_map(|h| {
+            let origin = format!("http://{h}:{port}");
+            location
+                .strip_prefix(origin.as_str())
+                .filter(|rest| rest.is_empty() || rest.starts_with(['/', '?', '#']))
+        });
+    if let Some(rest) = rest {
+        let rewritten = format!("http://{front}{rest}");
+        response.insert_header(header::LOCATION, rewritten)?;
+    }
+    Ok(())
 }
 
 /// Bodies sent to relive's control endpoint must declare a length of at most
@@ -475,6 +530,32 @@ impl FrontDoor {
             }
         }
         Ok(())
+    }
+
+    /// Says once when a page's Content-Security-Policy would stop relive's client, and what
+    /// to change.
+    fn report_csp(&self, request: &RequestHeader, response: &ResponseHeader) {
+        let conflicts = policy::csp_conflicts(&response.headers);
+        if conflicts.is_empty()
+            || self
+                .csp_reported
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        let fixes: Vec<&str> = conflicts
+            .iter()
+            .map(|directive| match *directive {
+                "script-src" => "script-src needs 'self' (or a nonce relive can copy onto its tag)",
+                _ => "connect-src needs 'self' (or ws:) for relive's socket",
+            })
+            .collect();
+        tracing::warn!(
+            "the Content-Security-Policy of {} blocks relive's client, so this page will not \
+             reload: {}. Relax it in development.",
+            request.uri.path(),
+            fixes.join("; ")
+        );
     }
 
     /// The answer while the upstream cannot be reached: for a page, relive's waiting page

@@ -254,3 +254,85 @@ async fn a_refused_relive_socket_gets_a_complete_403() {
     assert_eq!(response.status, 403);
     assert!(response.text().contains("forbidden"), "{}", response.text());
 }
+
+#[tokio::test]
+async fn redirects_to_the_upstream_itself_come_back_to_relive() {
+    let upstream = Upstream::start().await;
+    let (_dir, relive) = start(&upstream.url());
+    let host = relive.addr.to_string();
+    let answer = get(relive.addr, "/redirect-self", &[]).await;
+    assert_eq!(answer.status, 302);
+    assert_eq!(
+        answer.header("location"),
+        Some(format!("http://{host}/plain?from=redirect").as_str())
+    );
+    let away = get(relive.addr, "/redirect-away", &[]).await;
+    assert_eq!(away.header("location"), Some("https://example.com/login"));
+}
+
+#[tokio::test]
+async fn set_cookie_headers_pass_one_by_one() {
+    let upstream = Upstream::start().await;
+    let (_dir, relive) = start(&upstream.url());
+    let head = common::raw_head(
+        relive.addr,
+        format!(
+            "GET /cookies HTTP/1.1\r\nHost: {}\r\nAccept: text/html\r\nConnection: close\r\n\r\n",
+            relive.addr
+        )
+        .as_bytes(),
+    )
+    .await;
+    let cookies: Vec<&str> = head
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .collect();
+    assert_eq!(
+        cookies,
+        [
+            "Set-Cookie: a=1; Path=/; HttpOnly",
+            "Set-Cookie: b=2, c=3; Path=/"
+        ],
+        "{head}"
+    );
+}
+
+#[tokio::test]
+async fn a_csp_that_blocks_the_client_is_reported_once() {
+    let upstream = Upstream::start().await;
+    let (_dir, relive) = start(&upstream.url());
+    let page = get(relive.addr, "/csp", NAVIGATION).await;
+    assert_eq!(page.status, 200);
+    let line = relive.wait_for_line("Content-Security-Policy");
+    assert!(line.contains("script-src needs 'self'"), "{line}");
+    assert!(line.contains("connect-src needs 'self'"), "{line}");
+}
+
+#[tokio::test]
+async fn event_streams_are_not_buffered() {
+    let upstream = Upstream::start().await;
+    let (_dir, relive) = start(&upstream.url());
+    let mut stream = tokio::net::TcpStream::connect(relive.addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(
+            format!(
+                "GET /events HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
+                relive.addr
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    // The upstream holds the rest for a minute: the first event arrives only if nothing buffers.
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&seen).contains("data: first") {
+        let read = tokio::time::timeout(common::PATIENCE, stream.read(&mut buf))
+            .await
+            .expect("the first event arrives while the stream is open")
+            .unwrap();
+        assert!(read > 0, "closed early: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..read]);
+    }
+}

@@ -244,6 +244,47 @@ async fn respond(
             .await
         }
         "/fragment" => fixed(stream, "200 OK", &[HTML], b"<li>partial</li>", head_request).await,
+        "/redirect-self" => {
+            // As a dev server configured with its own URL writes redirects.
+            let own = format!("http://{}/plain?from=redirect", stream.local_addr()?);
+            fixed(
+                stream,
+                "302 Found",
+                &[("Location", own.as_str())],
+                b"",
+                head_request,
+            )
+            .await
+        }
+        "/redirect-away" => {
+            let away = ("Location", "https://example.com/login");
+            fixed(stream, "302 Found", &[away], b"", head_request).await
+        }
+        "/cookies" => {
+            let headers = [
+                HTML,
+                ("Set-Cookie", "a=1; Path=/; HttpOnly"),
+                ("Set-Cookie", "b=2, c=3; Path=/"),
+            ];
+            fixed(stream, "200 OK", &headers, PAGE.as_bytes(), head_request).await
+        }
+        "/csp" => {
+            let headers = [HTML, ("Content-Security-Policy", "default-src 'none'")];
+            fixed(stream, "200 OK", &headers, PAGE.as_bytes(), head_request).await
+        }
+        "/events" => {
+            // One event now, the next only much later: a proxy that buffers shows nothing.
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .await?;
+            let event = "data: first\n\n";
+            stream
+                .write_all(format!("{:x}\r\n{event}\r\n", event.len()).as_bytes())
+                .await?;
+            stream.flush().await?;
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            Ok(false)
+        }
         "/big" => {
             let megabytes: usize = target
                 .split("mb=")
