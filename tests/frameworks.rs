@@ -3,8 +3,9 @@
 //! a reload, relive's client is on the page once, and Next's client-side navigation and RSC
 //! requests are never injected.
 //!
-//! Needs `npm ci` in `tests/fixtures/vite` and `tests/fixtures/next` (`.ci/run` does it); without
-//! the packages these tests skip loudly, and fail under `CI=true`.
+//! Needs the packages of `tests/fixtures/vite` and `tests/fixtures/next` (`.ci/run` installs them,
+//! and these tests do when npm is there); without them they skip loudly, and fail under
+//! `CI=true`.
 
 mod common;
 
@@ -17,7 +18,7 @@ use common::*;
 /// Dev servers compile on first request; on a 2-core machine Next can take a while.
 const COMPILE_PATIENCE: Duration = Duration::from_secs(180);
 
-/// The fixture's folder once its packages are installed (`npm ci` runs here the first time,
+/// The fixture's folder once its packages are installed (`npm install` runs here the first time,
 /// when npm is available); `None` (after a loud message) when they cannot be.
 fn fixture(name: &str) -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -25,19 +26,26 @@ fn fixture(name: &str) -> Option<PathBuf> {
         .join(name);
     let installed = || dir.join("node_modules/.package-lock.json").is_file();
     if !installed() {
-        eprintln!("installing {name}'s packages: npm ci in {}", dir.display());
+        // `install --no-save` keeps the lock file's versions (see .ci/run for why not `ci`).
+        eprintln!(
+            "installing {name}'s packages: npm install in {}",
+            dir.display()
+        );
         let ran = std::process::Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
+            .args(["install", "--no-save", "--no-audit", "--no-fund"])
             .current_dir(&dir)
             .status();
         if let Ok(status) = &ran
             && !status.success()
         {
-            eprintln!("npm ci failed in {}: {status}", dir.display());
+            eprintln!("npm install failed in {}: {status}", dir.display());
         }
     }
     require_tool(
-        &format!("npm and the packages of {} (npm ci there)", dir.display()),
+        &format!(
+            "npm and the packages of {} (npm install there)",
+            dir.display()
+        ),
         installed(),
     )
     .then_some(dir)

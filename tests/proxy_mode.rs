@@ -336,3 +336,65 @@ async fn event_streams_are_not_buffered() {
         seen.extend_from_slice(&buf[..read]);
     }
 }
+
+#[tokio::test]
+async fn not_modified_and_partial_pages_pass_as_they_came() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = Upstream::start().await;
+    let (_dir, relive) = start(&upstream.url());
+    let host = relive.addr;
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    // Reads one response: its head, then `Content-Length` bytes of body (none without one).
+    async fn next_response(stream: &mut tokio::net::TcpStream) -> String {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            let n = tokio::time::timeout(common::PATIENCE, stream.read(&mut byte))
+                .await
+                .expect("a response")
+                .unwrap();
+            assert_eq!(n, 1, "closed after {}", String::from_utf8_lossy(&head));
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("Content-Length: ")
+                    .or_else(|| l.strip_prefix("content-length: "))
+            })
+            .map_or(0, |v| v.trim().parse().unwrap());
+        let mut body = vec![0u8; length];
+        stream.read_exact(&mut body).await.unwrap();
+        head + &String::from_utf8_lossy(&body)
+    }
+    let page = format!("Host: {host}\r\nAccept: text/html\r\nSec-Fetch-Mode: navigate\r\n");
+    // A 304 has no body: the next answer on the connection must start right after its head.
+    stream
+        .write_all(
+            format!("GET /not-modified HTTP/1.1\r\n{page}If-None-Match: \"v1\"\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let first = next_response(&mut stream).await;
+    assert!(first.starts_with("HTTP/1.1 304"), "{first}");
+    stream
+        .write_all(format!("GET /partial HTTP/1.1\r\n{page}Range: bytes=0-19\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let partial = next_response(&mut stream).await;
+    assert!(partial.starts_with("HTTP/1.1 206"), "{partial}");
+    assert!(
+        partial.ends_with(&PAGE[..20]) && !partial.contains("data-relive"),
+        "a partial page is passed as it came, never injected: {partial}"
+    );
+    stream
+        .write_all(format!("GET /app.js HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let canary = next_response(&mut stream).await;
+    assert!(
+        canary.starts_with("HTTP/1.1 200") && canary.ends_with(SCRIPT),
+        "{canary}"
+    );
+}

@@ -244,6 +244,18 @@ async fn respond(
             .await
         }
         "/fragment" => fixed(stream, "200 OK", &[HTML], b"<li>partial</li>", head_request).await,
+        "/not-modified" => {
+            stream
+                .write_all(b"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n\r\n")
+                .await?;
+            Ok(true)
+        }
+        "/partial" => {
+            let part = &PAGE.as_bytes()[..20];
+            let range = format!("bytes 0-19/{}", PAGE.len());
+            let headers = [HTML, ("Content-Range", range.as_str())];
+            fixed(stream, "206 Partial Content", &headers, part, head_request).await
+        }
         "/redirect-self" => {
             // As a dev server configured with its own URL writes redirects.
             let own = format!("http://{}/plain?from=redirect", stream.local_addr()?);
