@@ -105,6 +105,61 @@ pub struct Cli {
 pub enum Command {
     /// Tell a running relive that something changed (from a build script, a hook, a terminal).
     Notify(NotifyArgs),
+    /// Smoke-check a site for CI: start relive (and the dev server), load each page, report
+    /// errors, exit non-zero on any failure.
+    Check(CheckArgs),
+}
+
+/// `relive check [DIR | --proxy URL | -- CMD…] [PATH…]`.
+#[derive(Debug, Args, Default)]
+#[command(
+    after_help = "Examples:\n  relive check examples/site / /about.html\n  relive check --proxy 8000 /\n  relive check --format junit -- npm run dev > report.xml"
+)]
+pub struct CheckArgs {
+    /// The folder to serve (anything not starting with `/`) and the pages to load (`/`,
+    /// `/about.html`; default `/`).
+    #[arg(value_name = "DIR | PATH")]
+    pub targets: Vec<String>,
+
+    /// Check a running dev server instead of a folder.
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
+
+    /// Seconds to wait for the site to be ready and for each page to load.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub timeout: u64,
+
+    /// The Chromium (or Chrome) to load pages in; default: the first found on PATH.
+    #[arg(long, value_name = "PATH", conflicts_with = "no_browser")]
+    pub browser: Option<PathBuf>,
+
+    /// Check over HTTP only (page status and its same-origin scripts, stylesheets, images).
+    #[arg(long)]
+    pub no_browser: bool,
+
+    /// Report format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ReportFormat,
+
+    /// Read settings from this file instead of ./relive.toml.
+    #[arg(long, short, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// The dev server command to run and check (`relive check -- npm run dev`).
+    #[arg(last = true, value_name = "CMD")]
+    pub run: Vec<String>,
+}
+
+/// How `relive check` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ReportFormat {
+    /// A table for people.
+    #[default]
+    Table,
+    /// One JSON object.
+    Json,
+    /// JUnit XML, for CI systems' test views.
+    Junit,
 }
 
 /// `relive notify`.
@@ -207,6 +262,31 @@ mod tests {
         assert_eq!(cli.run, ["npm", "run", "dev", "--port", "4000"]);
         assert!(cli.restart);
         assert_eq!(cli.dir, None);
+    }
+
+    #[test]
+    fn check_parses_folder_paths_and_a_command() {
+        let cli = Cli::try_parse_from([
+            "relive",
+            "check",
+            "site",
+            "/",
+            "/about.html",
+            "--format",
+            "junit",
+            "--",
+            "npm",
+            "run",
+            "dev",
+        ])
+        .unwrap();
+        let Some(Command::Check(args)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.targets, ["site", "/", "/about.html"]);
+        assert_eq!(args.format, ReportFormat::Junit);
+        assert_eq!(args.run, ["npm", "run", "dev"]);
+        assert_eq!(args.timeout, 60);
     }
 
     #[test]

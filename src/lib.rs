@@ -10,6 +10,8 @@
 //! Modules, one job each:
 //! - `app`: starts every part, reports the URL, stops everything on one shutdown token.
 //! - `build`: runs `--build CMD` after changes; streams its output; reloads on success only.
+//! - `check`: `relive check`, loading pages in headless Chromium or over HTTP for CI.
+//! - `chromium`: a headless browser over the DevTools protocol.
 //! - `cli`: the command line (clap).
 //! - `config`: `relive.toml` and the resolved `Config` (defaults < file < env < flags).
 //! - `control`: `POST /__relive/notify`, signals from build tools and scripts.
@@ -39,6 +41,8 @@
 
 pub mod app;
 pub mod build;
+pub mod check;
+pub mod chromium;
 pub mod cli;
 pub mod config;
 pub mod control;
@@ -96,6 +100,23 @@ pub fn main_with(cli: cli::Cli) -> ExitCode {
                 ExitCode::from(exit::OK)
             }
             Err(error) => {
+                eprintln!("relive: {error:#}");
+                ExitCode::from(exit::FAILURE)
+            }
+        };
+    }
+    if let Some(cli::Command::Check(args)) = &cli.command {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        return match check::run(args, &cwd) {
+            Ok(report) => {
+                check::print(&report, args.format);
+                ExitCode::from(if report.ok { exit::OK } else { exit::FAILURE })
+            }
+            Err(Failure::Usage(error)) => {
+                eprintln!("relive: {error:#}");
+                ExitCode::from(exit::USAGE)
+            }
+            Err(Failure::Runtime(error)) => {
                 eprintln!("relive: {error:#}");
                 ExitCode::from(exit::FAILURE)
             }
@@ -166,7 +187,7 @@ fn run_cli(cli: cli::Cli) -> Result<bool, Failure> {
 
 /// Cancels `shutdown` on Ctrl-C or SIGTERM; returns whether a signal (not another cause)
 /// ended the run.
-async fn stop_on_signal(shutdown: CancellationToken) -> bool {
+pub(crate) async fn stop_on_signal(shutdown: CancellationToken) -> bool {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut interrupt), Ok(mut terminate)) = (
         signal(SignalKind::interrupt()),

@@ -443,3 +443,25 @@ pub fn require_tool(name: &str, present: bool) -> bool {
     eprintln!("\n!!! SKIPPED: {name} not found; install it to run this test !!!\n");
     false
 }
+
+/// Whether `pid` is a live (not zombie) process.
+pub fn alive(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Waits (bounded) for a process that is not ours to go; its end cannot be awaited.
+pub fn wait_gone(pid: &str) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while alive(pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "process {pid} outlived relive"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
