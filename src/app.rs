@@ -152,6 +152,15 @@ pub async fn run(
         control_token: control_token.clone(),
         files,
         serving: serving.clone(),
+        watching: config.watch.as_ref().map_or(serde_json::Value::Null, |w| {
+            serde_json::json!({
+                "paths": w.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+                "ignore": w.ignore,
+                "builtin_ignore": crate::watch::BUILTIN_IGNORES,
+                "poll": w.poll,
+                "debounce_ms": w.debounce.as_millis() as u64,
+            })
+        }),
         started: Instant::now(),
     });
     let origin_task = tokio::spawn(origin::serve(origin_listener, origin, shutdown.clone()));

@@ -422,7 +422,7 @@ fn resolve_mode(
         return Ok(Mode::Proxy { upstream: None });
     }
     let (root, origin) = match (&cli.dir, &file.root) {
-        (Some(dir), _) => (cwd.join(dir), "DIR".to_owned()),
+        (Some(dir), _) => (cwd.join(dir).components().collect(), "DIR".to_owned()),
         (None, Some(root)) => (file_dir.join(root), format!("{file_origin}, key `root`")),
         (None, None) => (cwd.to_path_buf(), "the current folder".to_owned()),
     };

@@ -49,6 +49,37 @@ impl Published {
 struct Ring {
     last_id: u64,
     events: VecDeque<Arc<Published>>,
+    counters: Counters,
+}
+
+/// How many of each kind of event went out since start, for the dashboard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counters {
+    pub reloads: u64,
+    pub css_swaps: u64,
+    pub image_swaps: u64,
+    pub builds: u64,
+    pub build_failures: u64,
+    pub messages: u64,
+    pub dev_server_exits: u64,
+}
+
+impl Counters {
+    fn count(&mut self, event: &Event) {
+        match event {
+            Event::Reload { .. } => self.reloads += 1,
+            Event::Css { .. } => self.css_swaps += 1,
+            Event::Image { .. } => self.image_swaps += 1,
+            Event::BuildCompleted { .. } => self.builds += 1,
+            Event::BuildError { .. } => {
+                self.builds += 1;
+                self.build_failures += 1;
+            }
+            Event::Message { .. } => self.messages += 1,
+            Event::UpstreamExited { .. } => self.dev_server_exits += 1,
+            _ => {}
+        }
+    }
 }
 
 /// The event hub. Cheap to share behind an `Arc`.
@@ -85,6 +116,7 @@ impl Hub {
             ring: Mutex::new(Ring {
                 last_id: 0,
                 events: VecDeque::with_capacity(RING_CAPACITY),
+                counters: Counters::default(),
             }),
             sender,
         }
@@ -107,6 +139,7 @@ impl Hub {
     /// Records `event`, sends it to every subscriber and returns its id.
     pub fn publish(&self, event: Event) -> u64 {
         let mut ring = self.ring();
+        ring.counters.count(&event);
         ring.last_id += 1;
         let envelope = Published::new(self.envelope(ring.last_id, event));
         if ring.events.len() == RING_CAPACITY {
@@ -160,6 +193,16 @@ impl Hub {
             backlog,
             receiver,
         }
+    }
+
+    /// The newest `n` events kept, oldest first, and the counters.
+    pub fn recent(&self, n: usize) -> (Vec<Arc<Published>>, Counters) {
+        let ring = self.ring();
+        let skip = ring.events.len().saturating_sub(n);
+        (
+            ring.events.iter().skip(skip).cloned().collect(),
+            ring.counters,
+        )
     }
 
     /// Wraps an event with a given id without keeping it.
@@ -229,6 +272,22 @@ mod tests {
             Backlog::Gap
         ));
         assert_eq!(ids(&hub.subscribe(Some(last - 1)).backlog), vec![last]);
+    }
+
+    #[test]
+    fn recent_events_and_counters() {
+        let hub = Hub::new("s".into());
+        hub.publish(reload());
+        hub.publish(Event::Css {
+            paths: vec!["/a.css".into()],
+        });
+        hub.broadcast(Event::BuildProgress { line: "x".into() });
+        hub.publish(reload());
+        let (events, counters) = hub.recent(2);
+        assert_eq!(events.iter().map(|e| e.id()).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(counters.reloads, 2);
+        assert_eq!(counters.css_swaps, 1);
+        assert_eq!(counters.builds, 0, "progress lines are not builds");
     }
 
     #[test]

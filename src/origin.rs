@@ -27,6 +27,10 @@ use crate::ws::{self, SocketContext};
 
 /// The browser client, compiled into the binary.
 pub const CLIENT_JS: &str = include_str!("../client/relive.js");
+/// The dashboard's script, compiled into the binary.
+pub const DASHBOARD_JS: &str = include_str!("../client/dashboard.js");
+/// How many recent events the status shows.
+const STATUS_EVENTS: usize = 50;
 
 type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
@@ -41,6 +45,8 @@ pub struct Origin {
     pub files: Option<StaticFiles>,
     /// For `/__relive/status`: what relive is in front of.
     pub serving: String,
+    /// For `/__relive/status`: what is watched (`null` when nothing is).
+    pub watching: serde_json::Value,
     pub started: Instant,
 }
 
@@ -106,6 +112,23 @@ impl Origin {
                 }
             }
             "/__relive/status" => self.status(),
+            "/__relive/" | "/__relive/dashboard" => {
+                let mut page = response(
+                    StatusCode::OK,
+                    "text/html; charset=utf-8",
+                    pages::dashboard(&self.socket.token),
+                );
+                page.headers_mut().insert(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static(pages::CSP),
+                );
+                page
+            }
+            "/__relive/dashboard.js" => response(
+                StatusCode::OK,
+                "text/javascript; charset=utf-8",
+                DASHBOARD_JS,
+            ),
             "/__relive/notify" => {
                 let (status, body) =
                     crate::control::handle(request, &self.control_token, &self.socket.hub).await;
@@ -136,6 +159,8 @@ impl Origin {
 
     fn status(&self) -> Response<Body> {
         let hub = &self.socket.hub;
+        let (events, counters) = hub.recent(STATUS_EVENTS);
+        let events: Vec<&crate::protocol::Envelope> = events.iter().map(|e| &e.envelope).collect();
         let status = serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
             "protocol": crate::protocol::PROTOCOL_VERSION,
@@ -145,6 +170,9 @@ impl Origin {
             "tabs": self.socket.clients.list(),
             "last_event_id": hub.last_id(),
             "uptime_ms": self.started.elapsed().as_millis() as u64,
+            "counters": counters,
+            "events": events,
+            "watching": self.watching,
             "upstream": self.socket.upstream.as_ref().map(|upstream| {
                 let snapshot = upstream.snapshot();
                 serde_json::json!({

@@ -154,6 +154,54 @@ pub fn not_found(path: &str, tag: &ClientTag) -> String {
     )
 }
 
+/// The dashboard at `/__relive/`: a shell that `dashboard.js` fills from `/__relive/status` and
+/// keeps live over relive's socket (with the token, as pages carry it). It does not load the
+/// page client: the dashboard never reloads itself.
+pub fn dashboard(token: &str) -> String {
+    format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>relive dashboard</title>
+<style>
+  body {{ font: 14px/1.45 system-ui, sans-serif; margin: 0; color: #1f2328; background: #f6f8fa; }}
+  header {{ padding: .8rem 1.2rem; background: #24292f; color: #fff; display: flex; gap: 1rem; align-items: baseline; flex-wrap: wrap; }}
+  header h1 {{ font-size: 1rem; margin: 0; }}
+  main {{ display: grid; gap: 1rem; padding: 1rem; grid-template-columns: repeat(auto-fit, minmax(22rem, 1fr)); }}
+  section {{ background: #fff; border: 1px solid #d0d7de; border-radius: 6px; padding: .6rem .9rem; overflow: auto; }}
+  h2 {{ font-size: .9rem; margin: .2rem 0 .5rem; text-transform: uppercase; letter-spacing: .04em; color: #57606a; }}
+  table {{ border-collapse: collapse; width: 100%; }}
+  td, th {{ text-align: left; padding: .2rem .4rem; border-bottom: 1px solid #eaeef2; vertical-align: top; }}
+  th {{ font-weight: 600; color: #57606a; font-size: .8rem; }}
+  pre {{ background: #f6f8fa; padding: .5rem; border-radius: 4px; white-space: pre-wrap; max-height: 16rem; overflow: auto; font-size: .8rem; margin: .4rem 0 0; }}
+  code {{ font-size: .85em; }}
+  .muted {{ color: #57606a; }}
+  .state {{ font-weight: 600; }}
+  .ready, .live {{ color: #1a7f37; }} .down, .exited, .offline {{ color: #cf222e; }} .pending, .starting {{ color: #9a6700; }}
+  #counters {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(7rem, 1fr)); gap: .5rem; }}
+  #counters div {{ background: #f6f8fa; border-radius: 4px; padding: .4rem .6rem; }}
+  #counters b {{ display: block; font-size: 1.3rem; }}
+</style>
+</head>
+<body>
+<header><h1>relive</h1><span id="serving" class="muted"></span><span id="connection" class="state pending">connecting…</span></header>
+<main>
+<section id="upstream-section"><h2>Dev server</h2><div id="upstream" class="muted">none (static mode)</div><pre id="output" hidden></pre></section>
+<section><h2>Tabs</h2><table><thead><tr><th>page</th><th>browser</th><th>latency</th></tr></thead><tbody id="tabs"></tbody></table><p id="no-tabs" class="muted">no tabs connected</p></section>
+<section><h2>Counters</h2><div id="counters"></div></section>
+<section><h2>Recent events</h2><table><thead><tr><th>time</th><th>event</th><th>source</th></tr></thead><tbody id="events"></tbody></table></section>
+<section><h2>Watching</h2><div id="watching" class="muted">nothing</div></section>
+</main>
+<script type="module" src="/__relive/dashboard.js" data-token="{}"></script>
+</body>
+</html>
+"#,
+        escape_html(token)
+    )
+}
+
 /// A plain error page without the client (bad requests, refused paths).
 pub fn error(title: &str, detail: &str) -> String {
     page(

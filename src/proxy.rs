@@ -207,6 +207,12 @@ impl ProxyHttp for FrontDoor {
             response.status,
             &response.headers,
         );
+        // relive's own pages (the dashboard) carry what they need and never reload.
+        let decision = if request.uri.path().starts_with(RESERVED_PREFIX) {
+            Injection::Pass
+        } else {
+            decision
+        };
         if decision == Injection::Inject {
             self.report_csp(request, response);
         }
