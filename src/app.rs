@@ -355,6 +355,19 @@ fn report(config: &Config, listening: &Listening, serving: &str) {
         None => tracing::info!("  not watching files (add --watch PATH to reload on changes)"),
     }
     if !config.host.is_loopback() {
+        let lan = crate::lan::addresses(config.host);
+        for ip in &lan {
+            let url = crate::lan::url(*ip, listening.addr.port());
+            tracing::info!(event = "network_url", url = %url, "  ➜  on your network: {url}");
+        }
+        // A QR code for phones, when a person is looking at the terminal.
+        if let Some(first) = lan.first()
+            && config.log_format == crate::cli::LogFormat::Text
+            && crate::log::colour()
+            && let Some(code) = crate::lan::qr(&crate::lan::url(*first, listening.addr.port()))
+        {
+            eprintln!("{code}");
+        }
         tracing::warn!(
             "listening on {}: other machines on your network can open this site",
             config.host

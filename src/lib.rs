@@ -21,6 +21,7 @@
 //! - `hosts`: the `Host` allow-list against DNS rebinding.
 //! - `hub`: event ring and broadcast; replays missed events to reconnecting tabs.
 //! - `inject`: the streaming lol_html rewriter that adds the client tag.
+//! - `lan`: the machine's network addresses and a QR code, for `--host 0.0.0.0`.
 //! - `listen`: picks the front door's port (fallback, strict, any).
 //! - `log`: tracing setup (text or JSON) with pingora's logs bridged in.
 //! - `notify`: the `relive notify` command.
@@ -52,6 +53,7 @@ pub mod discover;
 pub mod hosts;
 pub mod hub;
 pub mod inject;
+pub mod lan;
 pub mod listen;
 pub mod log;
 pub mod notify;

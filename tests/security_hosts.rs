@@ -175,3 +175,40 @@ async fn connect_is_refused_and_relive_adds_no_cors() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_lan_bind_prints_the_network_urls_and_serves_them() {
+    let site = common::one_page_site();
+    let relive = Relive::start(&[".", "--host", "0.0.0.0"], site.path());
+    // The network URLs come before the warning that the site is open to the network.
+    let mut urls = Vec::new();
+    loop {
+        let line = relive.wait_for_line("\"level\"");
+        if line.contains("other machines on your network") {
+            break;
+        }
+        if line.contains("\"event\":\"network_url\"") {
+            let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+            urls.push(event["url"].as_str().unwrap().to_owned());
+        }
+    }
+    if urls.is_empty() {
+        eprintln!("\n!!! SKIPPED: this machine has no network address besides loopback !!!\n");
+        return;
+    }
+    for url in urls {
+        let addr: std::net::SocketAddr = url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .unwrap();
+        assert_eq!(addr.port(), relive.addr.port());
+        // Reached through the machine's own address (Host is that IP): allowed, and injected.
+        let page = common::get(addr, "/", common::NAVIGATION).await;
+        assert_eq!(page.status, 200, "{url}");
+        assert_eq!(page.text().matches("data-relive").count(), 1);
+        let (mut socket, _) = common::connect_and_hello(addr).await;
+        std::fs::write(site.path().join("index.html"), format!("<p>{url}</p>")).unwrap();
+        assert_eq!(common::next_event(&mut socket).await["type"], "reload");
+    }
+}
