@@ -171,6 +171,7 @@ pub async fn run(
         tag,
         allowed_hosts: config.allowed_hosts.clone(),
         csp_reported: Default::default(),
+        upstream_timeout: config.upstream_timeout,
     };
     let pingora = start_front_door(front_door, addr, shutdown.clone());
     if let Err(error) = wait_until_accepting(addr, &pingora).await {

@@ -62,6 +62,7 @@ pub struct BuildSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSection {
+    pub upstream_timeout_secs: Option<u64>,
     pub host: Option<String>,
     pub port: Option<u16>,
     pub strict_port: Option<bool>,
@@ -187,6 +188,8 @@ pub struct Config {
     pub dev: Option<DevCommand>,
     /// Leave module and stylesheet changes to a dev server that hot-reloads them itself.
     pub defer_to_hmr: bool,
+    /// How long the upstream may go without sending a byte before the request is given up.
+    pub upstream_timeout: Duration,
     /// `None` when nothing is watched.
     pub watch: Option<WatchSettings>,
     pub heartbeat: Duration,
@@ -332,6 +335,13 @@ pub fn resolve(cli: &Cli, cwd: &Path) -> Result<Config, ConfigError> {
         ));
     }
     let watch = resolve_watch(cli, &file, &mode, cwd, &file_dir, &file_origin)?;
+    let upstream_timeout_secs = file.server.upstream_timeout_secs.unwrap_or(300);
+    if !(1..=3600).contains(&upstream_timeout_secs) {
+        return Err(invalid(
+            &format!("{file_origin}, key `server.upstream_timeout_secs`"),
+            format!("{upstream_timeout_secs} is out of range; use 1 to 3600 seconds"),
+        ));
+    }
     Ok(Config {
         mode,
         host,
@@ -352,6 +362,7 @@ pub fn resolve(cli: &Cli, cwd: &Path) -> Result<Config, ConfigError> {
             .filter(|c| !c.trim().is_empty()),
         dev,
         defer_to_hmr: file.watch.defer_to_hmr.unwrap_or(true),
+        upstream_timeout: Duration::from_secs(upstream_timeout_secs),
         watch,
         heartbeat: Duration::from_secs(heartbeat_secs),
         badge: file.client.badge.unwrap_or(true),

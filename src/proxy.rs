@@ -44,6 +44,8 @@ pub struct FrontDoor {
     pub allowed_hosts: Vec<String>,
     /// Whether a page's CSP blocking the client was reported (once is enough).
     pub csp_reported: std::sync::atomic::AtomicBool,
+    /// How long the upstream may stay silent during a request.
+    pub upstream_timeout: std::time::Duration,
 }
 
 /// A page being rewritten as it streams.
@@ -132,7 +134,11 @@ impl ProxyHttp for FrontDoor {
                 .ok_or_else(|| Error::new_up(ErrorType::ConnectNoRoute))?,
             None => self.origin,
         };
-        Ok(Box::new(HttpPeer::new(addr, false, String::new())))
+        let mut peer = HttpPeer::new(addr, false, String::new());
+        if !ctx.to_origin {
+            peer.options.read_timeout = Some(self.upstream_timeout);
+        }
+        Ok(Box::new(peer))
     }
 
     /// Called when connecting failed. A host name with several addresses (`localhost` as
@@ -302,6 +308,15 @@ impl ProxyHttp for FrontDoor {
                 can_reuse_downstream: false,
             };
         }
+        if session.response_written().is_some() {
+            // The answer had begun: writing anything now would pad it or close it like a
+            // complete one. Closing the connection is how the browser learns it was cut off.
+            tracing::debug!("response cut off: {e}");
+            return FailToProxy {
+                error_code: code,
+                can_reuse_downstream: false,
+            };
+        }
         let request = session.req_header();
         let page = policy::wants_page(&request.method, &request.headers);
         let (status, content_type, body) = match (&upstream, unreachable) {
@@ -314,6 +329,33 @@ impl ProxyHttp for FrontDoor {
                     );
                 }
                 self.not_answering(upstream, page)
+            }
+            (Some(upstream), false) if e.etype() == &ErrorType::ReadTimedout => {
+                let secs = self.upstream_timeout.as_secs();
+                tracing::warn!(
+                    "{} sent nothing for {secs} s on {}; gave up on that request \
+                     (server.upstream_timeout_secs)",
+                    upstream.display(),
+                    session.req_header().uri.path()
+                );
+                let detail = format!(
+                    "{} accepted the request but sent nothing for {secs} seconds. Reload to try \
+                     again; the limit is server.upstream_timeout_secs in relive.toml.",
+                    upstream.display()
+                );
+                if page {
+                    (
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "text/html; charset=utf-8",
+                        pages::error("The dev server did not answer", &detail),
+                    )
+                } else {
+                    (
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "text/plain; charset=utf-8",
+                        format!("relive: {detail}\n"),
+                    )
+                }
             }
             _ => {
                 tracing::debug!("request failed: {e}");

@@ -92,7 +92,11 @@ async fn feed(sender: mpsc::Sender<Bytes>, query: Query, context: Arc<SocketCont
                 rtt_ms: None,
             }))),
         };
-        ok = sender.send(next).await.is_ok();
+        // A browser that stopped reading fills the stream's buffer: drop it after a while.
+        ok = matches!(
+            tokio::time::timeout(ws::SEND_TIMEOUT, sender.send(next)).await,
+            Ok(Ok(()))
+        );
     }
     context.clients.disconnect(client);
 }

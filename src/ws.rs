@@ -268,6 +268,21 @@ impl ErrorReporter {
     }
 }
 
+/// A tab that does not take a frame within this long has stopped reading: it is dropped, so
+/// it holds neither a task nor a queue.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sends one frame; false when the tab is gone or stopped reading.
+async fn send<S>(socket: &mut WebSocketStream<S>, message: Message) -> bool
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, socket.send(message)).await,
+        Ok(Ok(()))
+    )
+}
+
 /// Runs one connection until the client leaves, falls behind, stops answering, or relive
 /// shuts down.
 async fn run<S>(mut socket: WebSocketStream<S>, query: Query, context: Arc<SocketContext>)
@@ -278,7 +293,7 @@ where
     let (mut subscription, first) = catch_up(&context, &query);
     let last_sent = subscription.last_id;
     for envelope in first {
-        if socket.send(frame(&envelope)).await.is_err() {
+        if !send(&mut socket, frame(&envelope)).await {
             return;
         }
     }
@@ -293,19 +308,19 @@ where
     loop {
         tokio::select! {
             _ = context.shutdown.cancelled() => {
-                let _ = socket.send(close(CloseCode::Away, "relive is shutting down")).await;
+                let _ = send(&mut socket, close(CloseCode::Away, "relive is shutting down")).await;
                 break;
             }
             received = subscription.receiver.recv() => match received {
                 Ok(event) if event.id() > last_sent || event.transient => {
-                    if socket.send(frame(&event)).await.is_err() {
+                    if !send(&mut socket, frame(&event)).await {
                         break;
                     }
                 }
                 Ok(_) => {}
                 Err(RecvError::Lagged(_)) => {
                     tracing::debug!("dropping a tab that fell behind");
-                    let _ = socket.send(close(CloseCode::Again, "too slow; reconnect")).await;
+                    let _ = send(&mut socket, close(CloseCode::Again, "too slow; reconnect")).await;
                     break;
                 }
                 Err(RecvError::Closed) => break,
@@ -317,7 +332,7 @@ where
                     break;
                 }
                 let ping = Event::Ping { sent: crate::protocol::now_ms(), rtt_ms };
-                if socket.send(frame(&Published::new(hub.transient(ping)))).await.is_err() {
+                if !send(&mut socket, frame(&Published::new(hub.transient(ping)))).await {
                     break;
                 }
             }
@@ -339,7 +354,7 @@ where
                     Err(_) => {}
                 },
                 Some(Ok(Message::Binary(_))) => {
-                    let _ = socket.send(close(CloseCode::Unsupported, "text only")).await;
+                    let _ = send(&mut socket, close(CloseCode::Unsupported, "text only")).await;
                     break;
                 }
                 Some(Ok(Message::Close(_))) | None => break,
