@@ -196,6 +196,11 @@ pub fn classify(batch: &Batch, roots: &[PathBuf]) -> Vec<Event> {
         }
         return events;
     }
+    // A watched folder itself (removed, renamed) has no path of its own to name.
+    let urls: Vec<String> = urls
+        .into_iter()
+        .filter(|u| !u.is_empty() && u != "/")
+        .collect();
     let reason = match (batch.everything, urls.as_slice()) {
         (true, _) | (false, []) => "many files changed".to_owned(),
         (false, [one]) => format!("{} changed", one.trim_start_matches('/')),
@@ -284,9 +289,16 @@ pub enum WatchError {
 
 type Changes = mpsc::Receiver<notify::Result<notify::Event>>;
 
+/// How often relive checks that the watched folders still exist.
+const ROOTS_CHECK: Duration = Duration::from_millis(500);
+
 /// Everything the watch loop owns.
 struct WatchLoop {
     roots: Vec<PathBuf>,
+    /// Roots that were removed (or renamed away) and are waited for.
+    lost: Vec<bool>,
+    /// Where the native watcher sends its events (kept to start a fresh watcher).
+    sender: mpsc::Sender<notify::Result<notify::Event>>,
     rules: Vec<Arc<IgnoreRules>>,
     /// The native watcher; `None` while polling.
     watcher: Option<Box<dyn Watcher + Send>>,
@@ -316,6 +328,8 @@ pub async fn spawn(
         .collect::<Result<Vec<_>, _>>()?;
     let (sender, changes) = mpsc::channel(4096);
     let mut state = WatchLoop {
+        sender: sender.clone(),
+        lost: vec![false; roots.len()],
         roots,
         rules,
         watcher: None,
@@ -409,10 +423,13 @@ impl WatchLoop {
         shutdown: CancellationToken,
     ) {
         let mut debouncer = Debouncer::new(self.settings.debounce, MAX_WAIT);
+        let mut roots_check = tokio::time::interval(ROOTS_CHECK);
+        roots_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = debouncer.deadline();
             tokio::select! {
                 _ = shutdown.cancelled() => break,
+                _ = roots_check.tick() => self.check_roots(&mut debouncer),
                 change = changes.recv() => match change {
                     Some(Ok(event)) => self.record(event, &mut debouncer),
                     Some(Err(error)) => tracing::warn!("file watching error: {error}"),
@@ -431,6 +448,36 @@ impl WatchLoop {
         drop(changes);
         if let Some(poller) = self.poller.take() {
             let _ = tokio::task::spawn_blocking(move || poller.join()).await;
+        }
+    }
+
+    /// Notices a watched folder that was removed or renamed away (its watches are gone with it)
+    /// and, when a folder is back at that path, watches it again and reloads.
+    fn check_roots(&mut self, debouncer: &mut Debouncer) {
+        for index in 0..self.roots.len() {
+            let root = self.roots[index].clone();
+            let present = root.exists();
+            if !self.lost[index] && !present {
+                self.lost[index] = true;
+                tracing::warn!(
+                    "the watched folder {} is gone; relive keeps running and watches it again \
+                     when it is back",
+                    root.display()
+                );
+            } else if self.lost[index] && present {
+                self.lost[index] = false;
+                // A fresh watcher: the old one's bookkeeping for the removed folder can swallow
+                // the new folder's first events.
+                if self.watcher.is_some() {
+                    self.watcher = None;
+                    self.watch_natively(self.sender.clone());
+                }
+                tracing::info!(
+                    "the watched folder {} is back; watching it again",
+                    root.display()
+                );
+                debouncer.add_everything(Instant::now());
+            }
         }
     }
 
