@@ -202,6 +202,11 @@ pub async fn run(
         )),
     });
 
+    let config_task = config
+        .file
+        .clone()
+        .map(|file| tokio::spawn(watch_config_file(file, shutdown.clone())));
+
     let listening = Listening {
         addr,
         url: browse_url(addr),
@@ -225,9 +230,15 @@ pub async fn run(
     });
 
     shutdown.cancelled().await;
-    for task in [Some(origin_task), health_task, watch_task, changes_task]
-        .into_iter()
-        .flatten()
+    for task in [
+        Some(origin_task),
+        health_task,
+        watch_task,
+        changes_task,
+        config_task,
+    ]
+    .into_iter()
+    .flatten()
     {
         let _ = task.await;
     }
@@ -254,6 +265,40 @@ async fn forward_changes(
             }
         }
         watch::announce(&hub, events);
+    }
+}
+
+/// Says when relive.toml changes while relive runs: what is wrong with it (file, line, key),
+/// or that relive reads it at start and needs a restart to apply it.
+async fn watch_config_file(file: std::path::PathBuf, shutdown: CancellationToken) {
+    let stamp = |file: &std::path::Path| {
+        std::fs::metadata(file)
+            .and_then(|m| m.modified())
+            .ok()
+            .map(|t| (t, std::fs::read(file).ok()))
+    };
+    let mut last = stamp(&file);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = stamp(&file);
+        if now.as_ref().map(|n| &n.1) == last.as_ref().map(|l| &l.1) {
+            last = now;
+            continue;
+        }
+        last = now;
+        match crate::config::load_file(&file) {
+            Err(error) => {
+                tracing::warn!("{error}; relive keeps running with the settings it started with")
+            }
+            Ok(_) => tracing::warn!(
+                "{} changed; relive reads it at start, so restart relive to apply it",
+                file.display()
+            ),
+        }
     }
 }
 

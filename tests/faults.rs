@@ -406,3 +406,19 @@ async fn symlink_loops_and_bursts_of_thousands_of_files_do_not_stop_watching() {
     // After the burst, a file written on its own still gives its own reload.
     own_reload(&mut socket, &site.path().join("after.html"), "<p>after</p>").await;
 }
+
+#[tokio::test]
+async fn editing_relive_toml_while_running_is_reported_and_nothing_breaks() {
+    let site = one_page_site();
+    let config = site.path().join("relive.toml");
+    std::fs::write(&config, "[client]\nbadge = true\n").unwrap();
+    let relive = Relive::start(&["."], site.path());
+    std::fs::write(&config, "[client]\nbadge = true\ncolour = \"red\"\n").unwrap();
+    let line = relive.wait_for_line("relive keeps running with the settings it started with");
+    assert!(line.contains("line 3"), "{line}");
+    assert!(line.contains("client.colour"), "{line}");
+    assert_eq!(get(relive.addr, "/", NAVIGATION).await.status, 200);
+    std::fs::write(&config, "[client]\nbadge = false\n").unwrap();
+    relive.wait_for_line("restart relive to apply it");
+    assert_eq!(get(relive.addr, "/", NAVIGATION).await.status, 200);
+}
