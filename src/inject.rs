@@ -155,6 +155,12 @@ impl Injector {
                     // lol_html flushed what it held as-is (graceful bail-out); the rest of the
                     // page passes through untouched rather than being cut off.
                     self.rewriter = None;
+                } else if self.injected()
+                    && let Some(rewriter) = self.rewriter.take()
+                {
+                    // The tag is placed: flush what the parser holds and pass the rest of the
+                    // page through without parsing it.
+                    let _ = rewriter.end();
                 }
                 self.sink.take()
             }
@@ -284,6 +290,27 @@ mod tests {
 
     fn inject(page: &str) -> String {
         run(&[page.as_bytes()])
+    }
+
+    #[test]
+    fn after_the_tag_the_rest_passes_unparsed() {
+        let mut injector = Injector::new(&ClientTag::new(TOKEN), None, None);
+        let mut out = injector.write(b"<html><body><p>a</p></body></ht");
+        assert!(injector.injected());
+        assert!(
+            injector.rewriter.is_none(),
+            "the parser is done once the tag is in"
+        );
+        // Whatever follows, even markup that would match a handler, is passed as it is.
+        out.extend(injector.write(b"ml><script data-relive></script></body>"));
+        out.extend(injector.finish());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!(
+                "<html><body><p>a</p>{}</body></html><script data-relive></script></body>",
+                tag()
+            )
+        );
     }
 
     #[test]
