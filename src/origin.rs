@@ -198,6 +198,17 @@ impl Origin {
         let path = request.uri().path().to_owned();
         match files.serve(request).await {
             Served::Response(served) => served.map(|body| body.boxed_unsync()),
+            Served::Redirect(location) => {
+                let mut redirect = response(
+                    StatusCode::TEMPORARY_REDIRECT,
+                    "text/plain; charset=utf-8",
+                    "",
+                );
+                if let Ok(location) = HeaderValue::from_str(&location) {
+                    redirect.headers_mut().insert(header::LOCATION, location);
+                }
+                redirect
+            }
             Served::NotFound => response(
                 StatusCode::NOT_FOUND,
                 "text/html; charset=utf-8",

@@ -1,17 +1,20 @@
 //! static_files: serves a folder (static mode) behind the front door.
 //!
-//! tower-http's `ServeDir` does the HTTP (ranges, conditional requests, MIME types, index
-//! files, trailing-slash redirects); this file decides first what may be served at all: the
-//! path is decoded once and checked, dotfiles (but `.well-known`) and secrets are refused, and
-//! nothing outside the root is served, also through symlinks.
+//! tower-http's `ServeFile` does the HTTP (ranges, conditional requests, HEAD); this file
+//! decides what may be served at all: the path is decoded once and checked, dotfiles (but
+//! `.well-known`) and secrets are refused, and the file is opened beneath the root by the
+//! kernel (`openat2`, `RESOLVE_BENEATH`), so no symlink, however it is swapped in, leads out.
 //!
 //! Must never: serve a file outside the root, a dotfile, or a key; list a directory.
 
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+use nix::sys::stat::Mode;
 use tower::ServiceExt;
-use tower_http::services::ServeDir;
+use tower_http::services::ServeFile;
 
 /// Why a request path is refused before the file system is touched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +79,6 @@ pub fn check_path(raw_path: &str) -> Result<Vec<String>, Refusal> {
 /// Serves one folder.
 pub struct StaticFiles {
     root: PathBuf,
-    serve_dir: ServeDir,
 }
 
 /// What serving a request came to.
@@ -85,6 +87,8 @@ pub enum Served<B> {
     Response(Response<B>),
     /// Nothing there (or nothing that may be shown): the caller writes its 404 page.
     NotFound,
+    /// A folder asked for without its trailing slash: where it is (path and query).
+    Redirect(String),
     /// The path was malformed.
     BadRequest,
 }
@@ -93,30 +97,34 @@ impl StaticFiles {
     /// `root` must exist; it is canonicalized so containment checks compare real paths.
     pub fn new(root: &Path) -> std::io::Result<StaticFiles> {
         let root = std::fs::canonicalize(root)?;
-        let serve_dir = ServeDir::new(&root)
-            .append_index_html_on_directories(true)
-            .call_fallback_on_method_not_allowed(false);
-        Ok(StaticFiles { root, serve_dir })
+        Ok(StaticFiles { root })
     }
 
     pub fn root(&self) -> &Path {
         &self.root
     }
 
-    /// Whether the real path behind `segments` (symlinks resolved) is inside the root. A path
-    /// that does not exist is left to `ServeDir`, which answers 404.
-    fn contained(&self, segments: &[String]) -> bool {
-        let mut path = self.root.clone();
-        path.extend(segments.iter().filter(|s| !s.is_empty()));
-        match std::fs::canonicalize(&path) {
-            Ok(real) => {
-                real.starts_with(&self.root)
-                    && real
-                        .strip_prefix(&self.root)
-                        .is_ok_and(|inside| inside.components().all(|c| visible(&c)))
-            }
-            Err(_) => true,
-        }
+    /// Opens `relative` for reading so that resolving it cannot leave the root, whatever
+    /// symlinks say or are swapped in meanwhile: the kernel resolves it beneath the root
+    /// (`openat2` with `RESOLVE_BENEATH`), so there is no check-then-open window.
+    fn open_beneath(&self, relative: &Path) -> nix::Result<OwnedFd> {
+        let root = nix::fcntl::open(
+            &self.root,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        let how = OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK)
+            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        openat2(&root, relative, how)
+    }
+
+    /// Whether what `fd` really is (its path, symlinks resolved) is inside the root and has no
+    /// hidden component: a symlink inside the root may point at a dotfile.
+    fn visible_inside(&self, fd: &OwnedFd) -> Option<PathBuf> {
+        let real = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
+        let inside = real.strip_prefix(&self.root).ok()?;
+        inside.components().all(|c| visible(&c)).then_some(real)
     }
 
     /// Serves `request` from the folder.
@@ -132,13 +140,49 @@ impl StaticFiles {
             Err(Refusal::BadRequest) => return Served::BadRequest,
             Err(Refusal::Hidden) => return Served::NotFound,
         };
-        if !self.contained(&segments) {
+        let relative: PathBuf = segments.iter().filter(|s| !s.is_empty()).collect();
+        let relative = if relative.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            relative
+        };
+        // ENOENT, and EXDEV/ELOOP for paths that would leave the root: all "not found".
+        let Ok(mut fd) = self.open_beneath(&relative) else {
             return Served::NotFound;
+        };
+        let Ok(stat) = nix::sys::stat::fstat(&fd) else {
+            return Served::NotFound;
+        };
+        if nix::sys::stat::SFlag::from_bits_truncate(stat.st_mode)
+            .contains(nix::sys::stat::SFlag::S_IFDIR)
+        {
+            let path = request.uri().path();
+            if !path.ends_with('/') {
+                // `/docs` → `/docs/`, so the page's relative links resolve inside it.
+                let query = request
+                    .uri()
+                    .query()
+                    .map(|q| format!("?{q}"))
+                    .unwrap_or_default();
+                return Served::Redirect(format!("{path}/{query}"));
+            }
+            match self.open_beneath(&relative.join("index.html")) {
+                Ok(index) => fd = index,
+                Err(_) => return Served::NotFound,
+            }
         }
-        let response = match self.serve_dir.clone().oneshot(request).await {
+        let Some(real) = self.visible_inside(&fd) else {
+            return Served::NotFound;
+        };
+        let mime = mime_guess::from_path(&real).first_or_octet_stream();
+        // The HTTP (ranges, conditional requests, HEAD) is tower-http's; the file it opens is
+        // the one opened above, through its descriptor, not a path that could be swapped.
+        let file = ServeFile::new_with_mime(format!("/proc/self/fd/{}", fd.as_raw_fd()), &mime);
+        let response = match file.oneshot(request).await {
             Ok(response) => response,
             Err(infallible) => match infallible {},
         };
+        drop(fd);
         if response.status() == StatusCode::NOT_FOUND {
             return Served::NotFound;
         }

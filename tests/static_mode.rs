@@ -347,3 +347,105 @@ async fn a_tab_that_stops_answering_pings_is_dropped() {
     let json: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
     assert_eq!(json["tabs"], serde_json::json!([]), "{json}");
 }
+
+/// One GET on its own connection, blocking (for threads), returning the whole answer.
+fn fetch_blocking(addr: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_swapped_for_a_symlink_to_a_secret_never_serves_the_secret() {
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret.txt");
+    std::fs::write(&secret, "TOP-SECRET-VALUE").unwrap();
+    let site = common::one_page_site();
+    let target = site.path().join("page.txt");
+    std::fs::write(&target, "public").unwrap();
+    let relive = Relive::start(&[".", "--no-watch"], site.path());
+    let addr = relive.addr;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Swappers: the file becomes a symlink to the secret and back, as fast as they can.
+    let swappers: Vec<_> = (0..2)
+        .map(|n| {
+            let (stop, target, secret) = (stop.clone(), target.clone(), secret.clone());
+            std::thread::spawn(move || {
+                let temp = target.with_file_name(format!(".swap{n}"));
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = std::fs::remove_file(&temp);
+                    let _ = std::os::unix::fs::symlink(&secret, &temp);
+                    let _ = std::fs::rename(&temp, &target);
+                    let _ = std::fs::write(&temp, "public");
+                    let _ = std::fs::rename(&temp, &target);
+                }
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut served = 0;
+                for _ in 0..500 {
+                    let answer = fetch_blocking(addr, "/page.txt");
+                    assert!(
+                        !answer.contains("TOP-SECRET"),
+                        "the secret leaked: {answer}"
+                    );
+                    if answer.ends_with("public") {
+                        served += 1;
+                    }
+                }
+                served
+            })
+        })
+        .collect();
+    let served: usize = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for swapper in swappers {
+        swapper.join().unwrap();
+    }
+    assert!(served > 0, "the public file was served while it was there");
+}
+
+#[tokio::test]
+async fn ranges_conditional_requests_and_folder_redirects() {
+    let site = common::one_page_site();
+    std::fs::write(site.path().join("data.txt"), "0123456789").unwrap();
+    std::fs::create_dir(site.path().join("docs")).unwrap();
+    std::fs::write(site.path().join("docs/index.html"), "<p>docs</p>").unwrap();
+    std::fs::write(site.path().join(".env"), "SECRET=1").unwrap();
+    std::os::unix::fs::symlink(".env", site.path().join("env.txt")).unwrap();
+    let relive = Relive::start(&[".", "--no-watch"], site.path());
+
+    let part = get(relive.addr, "/data.txt", &[("Range", "bytes=2-4")]).await;
+    assert_eq!(part.status, 206);
+    assert_eq!(part.text(), "234");
+    let whole = get(relive.addr, "/data.txt", &[]).await;
+    assert_eq!(whole.header("content-type"), Some("text/plain"));
+    let modified = whole.header("last-modified").unwrap().to_owned();
+    let again = get(
+        relive.addr,
+        "/data.txt",
+        &[("If-Modified-Since", &modified)],
+    )
+    .await;
+    assert_eq!(again.status, 304);
+
+    let folder = get(relive.addr, "/docs?x=1", &[]).await;
+    assert_eq!(folder.status, 307);
+    assert_eq!(folder.header("location"), Some("/docs/?x=1"));
+    let index = get(relive.addr, "/docs/", NAVIGATION).await;
+    assert!(index.text().contains("<p>docs</p>"));
+
+    let hidden = get(relive.addr, "/env.txt", &[]).await;
+    assert_eq!(hidden.status, 404, "a symlink to a dotfile is the dotfile");
+    assert!(!hidden.text().contains("SECRET"));
+}
