@@ -245,8 +245,12 @@ fn settings(
         .append_element_content_handler(element!("template", move |el: &mut Element| {
             templates.template_depth.fetch_add(1, Ordering::Relaxed);
             let templates = templates.clone();
-            el.on_end_tag(end_tag!(move |_end| {
-                templates.template_depth.fetch_sub(1, Ordering::Relaxed);
+            el.on_end_tag(end_tag!(move |end: &mut EndTag| {
+                // lol_html also ends a template when a stray `</body>` inside it closes
+                // everything up to the body; in the source the template is still open then.
+                if end.name().eq_ignore_ascii_case("template") {
+                    templates.template_depth.fetch_sub(1, Ordering::Relaxed);
+                }
                 Ok(())
             }))
         }))
@@ -290,6 +294,13 @@ mod tests {
 
     fn inject(page: &str) -> String {
         run(&[page.as_bytes()])
+    }
+
+    #[test]
+    fn a_stray_body_end_inside_a_template_is_not_the_body_end() {
+        // Found by tests/security_injection.rs: lol_html closes the template at the stray tag.
+        let page = "<body><template><div></div></body></template></body>";
+        assert_eq!(inject(page), format!("{page}{}", tag()));
     }
 
     #[test]
