@@ -422,3 +422,41 @@ async fn editing_relive_toml_while_running_is_reported_and_nothing_breaks() {
     relive.wait_for_line("restart relive to apply it");
     assert_eq!(get(relive.addr, "/", NAVIGATION).await.status, 200);
 }
+
+#[tokio::test]
+async fn after_a_long_pause_tabs_reconnect_and_catch_up() {
+    let Some(mut browser) = common::browser::Browser::launch().await else {
+        return;
+    };
+    let site = one_page_site();
+    // Heartbeats every second, so a silent connection is noticed within two.
+    std::fs::write(
+        site.path().join("relive.toml"),
+        "[client]\nheartbeat_secs = 1\n",
+    )
+    .unwrap();
+    let relive = Relive::start(&["."], site.path());
+    browser.open(&relive.url("/")).await;
+    browser.eval("window.marker = 'kept'").await;
+    // The machine "sleeps": relive stops running; the tab hears nothing and starts reconnecting.
+    let pid = relive.pid().to_string();
+    let signal = |name: &str| {
+        std::process::Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .unwrap();
+    };
+    signal("-STOP");
+    browser
+        .wait_until("globalThis.__relive?.status === 'reconnecting'")
+        .await;
+    // A change made while it slept is delivered when it wakes up.
+    std::fs::write(site.path().join("index.html"), "<p>woke up</p>").unwrap();
+    signal("-CONT");
+    browser
+        .wait_until(
+            "window.marker === undefined && document.body?.textContent.includes('woke up') \
+             && globalThis.__relive?.status === 'connected'",
+        )
+        .await;
+}
