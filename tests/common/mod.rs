@@ -370,7 +370,13 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 
 /// The token in a page's injected tag.
 pub fn token_of(page: &str) -> String {
-    let start = page.find("data-token=\"").expect("page has the relive tag") + 12;
+    let Some(start) = page.find("data-token=\"") else {
+        panic!(
+            "the page has no relive tag: {:?}",
+            &page[..page.len().min(600)]
+        );
+    };
+    let start = start + 12;
     page[start..][..page[start..].find('"').unwrap()].to_owned()
 }
 
