@@ -431,6 +431,70 @@ fn rewrite_location(
     Ok(())
 }
 
+/// The longest request target relive forwards.
+const MAX_TARGET: usize = 8 * 1024;
+/// The most header bytes (names and values) a request may carry.
+const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Refuses requests whose length is ambiguous (request smuggling: a front end and a back end
+/// reading different bodies) and heads larger than any browser sends.
+fn check_framing(request: &RequestHeader) -> std::result::Result<(), (StatusCode, String)> {
+    let bad = |what: &str| {
+        Err((
+            StatusCode::BAD_REQUEST,
+            format!("relive: {what}; refused as ambiguous\n"),
+        ))
+    };
+    if request.raw_path().len() > MAX_TARGET {
+        return Err((
+            StatusCode::URI_TOO_LONG,
+            format!("relive: the request target is over {MAX_TARGET} bytes\n"),
+        ));
+    }
+    let header_bytes: usize = request
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return Err((
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!("relive: the request's headers are over {MAX_HEADER_BYTES} bytes\n"),
+        ));
+    }
+    let lengths: Vec<&[u8]> = request
+        .headers
+        .get_all(header::CONTENT_LENGTH)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    let encodings: Vec<&[u8]> = request
+        .headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    if !lengths.is_empty() && !encodings.is_empty() {
+        return bad("Content-Length together with Transfer-Encoding");
+    }
+    if lengths.len() > 1 {
+        return bad("more than one Content-Length");
+    }
+    if let Some(length) = lengths.first()
+        && (length.is_empty() || !length.iter().all(u8::is_ascii_digit))
+    {
+        return bad("a Content-Length that is not a number");
+    }
+    if encodings.len() > 1
+        || encodings
+            .first()
+            .is_some_and(|e| !e.eq_ignore_ascii_case(b"chunked"))
+    {
+        return bad("a Transfer-Encoding other than a single `chunked`");
+    }
+    Ok(())
+}
+
 /// Bodies sent to relive's control endpoint must declare a length of at most
 /// [`control::MAX_BODY`]; anything else is refused here, before a byte of it is read.
 fn check_control_body(request: &RequestHeader) -> std::result::Result<(), (StatusCode, String)> {
@@ -523,6 +587,9 @@ impl FrontDoor {
         if request.method == Method::CONNECT {
             let message = "relive is not a forward proxy; CONNECT is refused.\n".to_owned();
             return Some(refuse((StatusCode::METHOD_NOT_ALLOWED, message), false));
+        }
+        if let Err(refused) = check_framing(request) {
+            return Some(refuse(refused, true));
         }
         if let Err(refused) = self.check_host(request) {
             return Some(refuse(refused, false));

@@ -1,0 +1,174 @@
+//! SECURITY.md §5, proxy framing, with raw bytes: ambiguous framing is refused, hop-by-hop
+//! headers do not cross, `X-Forwarded-*` are relive's own, oversized heads are refused, and
+//! after each refusal a canary on a fresh connection is served. A recording upstream shows what
+//! it did (and did not) receive.
+
+mod common;
+
+use common::upstream::Upstream;
+use common::{NAVIGATION, Relive, get, raw};
+
+async fn proxy() -> (Upstream, tempfile::TempDir, Relive) {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let relive = Relive::start(&["--proxy", &upstream.url()], dir.path());
+    (upstream, dir, relive)
+}
+
+fn status_of(answer: &[u8]) -> u16 {
+    let text = String::from_utf8_lossy(answer);
+    text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// What the upstream saw of requests whose target starts with `prefix`.
+fn seen(upstream: &Upstream, prefix: &str) -> Vec<String> {
+    let targets = upstream.targets.lock().unwrap().clone();
+    let heads = upstream.heads.lock().unwrap().clone();
+    targets
+        .into_iter()
+        .zip(heads)
+        .filter(|(t, _)| t.starts_with(prefix))
+        .map(|(_, h)| h)
+        .collect()
+}
+
+#[tokio::test]
+async fn ambiguous_framing_is_refused_and_never_forwarded() {
+    let (upstream, _dir, relive) = proxy().await;
+    let host = relive.addr;
+    let cases = [
+        (
+            "two lengths",
+            format!(
+                "POST /smuggle-2 HTTP/1.1\r\nHost: {host}\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde"
+            ),
+        ),
+        (
+            "bad length",
+            format!("POST /smuggle-3 HTTP/1.1\r\nHost: {host}\r\nContent-Length: 4x\r\n\r\nabcd"),
+        ),
+        (
+            "obfuscated chunked",
+            format!(
+                "POST /smuggle-4 HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n"
+            ),
+        ),
+        (
+            "space before colon",
+            format!("GET /smuggle-5 HTTP/1.1\r\nHost: {host}\r\nContent-Length : 0\r\n\r\n"),
+        ),
+    ];
+    for (what, request) in cases {
+        let answer = raw(relive.addr, request.as_bytes()).await;
+        let status = status_of(&answer);
+        assert!(
+            (400..500).contains(&status) || answer.is_empty() || status == 501,
+            "{what}: answered {status}: {}",
+            String::from_utf8_lossy(&answer)
+        );
+        assert_eq!(
+            get(relive.addr, "/plain", NAVIGATION).await.status,
+            200,
+            "{what}: canary"
+        );
+    }
+    assert!(
+        seen(&upstream, "/smuggle").is_empty(),
+        "ambiguous requests reached the upstream: {:?}",
+        seen(&upstream, "/smuggle")
+    );
+}
+
+#[tokio::test]
+async fn a_length_and_chunked_together_are_never_both_forwarded() {
+    // pingora resolves this as RFC 9112 §6.3 requires of an intermediary: the chunked framing
+    // wins and Content-Length is removed, so relive and the upstream read the same body.
+    let (upstream, _dir, relive) = proxy().await;
+    let request = format!(
+        "POST /both HTTP/1.1\r\nHost: {}\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        relive.addr
+    );
+    let answer = raw(relive.addr, request.as_bytes()).await;
+    let status = status_of(&answer);
+    let heads = seen(&upstream, "/both");
+    if (400..500).contains(&status) {
+        assert!(heads.is_empty(), "refused, yet forwarded");
+    } else {
+        assert_eq!(heads.len(), 1, "answered {status} without forwarding once");
+        let head = heads[0].to_ascii_lowercase();
+        assert!(
+            !head.contains("content-length"),
+            "both framings forwarded:\n{head}"
+        );
+        assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    }
+    assert_eq!(
+        get(relive.addr, "/plain", NAVIGATION).await.status,
+        200,
+        "canary"
+    );
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_do_not_cross_and_forwarded_headers_are_relives() {
+    let (upstream, _dir, relive) = proxy().await;
+    let request = format!(
+        "GET /hop HTTP/1.1\r\nHost: {}\r\nConnection: close, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\nProxy-Authorization: Basic Zm9vOmJhcg==\r\nTE: trailers\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Host: evil.example\r\nForwarded: for=6.6.6.6\r\n\r\n",
+        relive.addr
+    );
+    let answer = raw(relive.addr, request.as_bytes()).await;
+    assert_eq!(status_of(&answer), 200);
+    let heads = seen(&upstream, "/hop");
+    assert_eq!(heads.len(), 1);
+    let head = heads[0].to_ascii_lowercase();
+    for gone in [
+        "x-secret",
+        "keep-alive",
+        "proxy-authorization",
+        "6.6.6.6",
+        "evil.example",
+        "forwarded: for",
+    ] {
+        assert!(!head.contains(gone), "{gone} reached the upstream:\n{head}");
+    }
+    assert!(head.contains("x-forwarded-for: 127.0.0.1"), "{head}");
+    assert!(
+        head.contains(&format!("x-forwarded-host: {}", relive.addr)),
+        "{head}"
+    );
+    assert!(head.contains("x-forwarded-proto: http"), "{head}");
+}
+
+#[tokio::test]
+async fn oversized_heads_are_refused() {
+    let (upstream, _dir, relive) = proxy().await;
+    let long_target = format!("/long-{}", "a".repeat(70_000));
+    let request = format!(
+        "GET {long_target} HTTP/1.1\r\nHost: {}\r\n\r\n",
+        relive.addr
+    );
+    let answer = raw(relive.addr, request.as_bytes()).await;
+    let status = status_of(&answer);
+    assert!(
+        status >= 400 || answer.is_empty(),
+        "a 70 KB target answered {status}"
+    );
+    let huge_header = format!(
+        "GET /huge-header HTTP/1.1\r\nHost: {}\r\nX-Big: {}\r\n\r\n",
+        relive.addr,
+        "b".repeat(100_000)
+    );
+    let answer = raw(relive.addr, huge_header.as_bytes()).await;
+    let status = status_of(&answer);
+    assert!(
+        status >= 400 || answer.is_empty(),
+        "a 100 KB header answered {status}"
+    );
+    assert!(seen(&upstream, "/long-").is_empty());
+    assert!(seen(&upstream, "/huge-header").is_empty());
+    assert_eq!(
+        get(relive.addr, "/plain", NAVIGATION).await.status,
+        200,
+        "canary"
+    );
+}
