@@ -360,6 +360,10 @@ where
                 Some(Ok(Message::Close(_))) | None => break,
                 Some(Ok(_)) => {}
                 Some(Err(error)) => {
+                    if matches!(error, tokio_tungstenite::tungstenite::Error::Capacity(_)) {
+                        // A frame over the limit: say why before closing (1009).
+                        let _ = send(&mut socket, close(CloseCode::Size, "message too big")).await;
+                    }
                     tracing::debug!("websocket closed: {error}");
                     break;
                 }
