@@ -212,3 +212,43 @@ async fn a_lan_bind_prints_the_network_urls_and_serves_them() {
         assert_eq!(common::next_event(&mut socket).await["type"], "reload");
     }
 }
+
+#[tokio::test]
+async fn relive_is_no_open_proxy_a_spy_listener_sees_no_connection() {
+    let (upstream, _dir, relive) = proxy().await;
+    // A spy: any connection to it is recorded.
+    let spy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let spy_addr = spy.local_addr().unwrap();
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = connections.clone();
+    tokio::spawn(async move {
+        while spy.accept().await.is_ok() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let attempts = [
+        format!("GET http://{spy_addr}/ HTTP/1.1\r\nHost: {spy_addr}\r\nConnection: close\r\n\r\n"),
+        format!(
+            "GET http://{spy_addr}/ HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            relive.addr
+        ),
+        format!("CONNECT {spy_addr} HTTP/1.1\r\nHost: {spy_addr}\r\n\r\n"),
+        format!(
+            "GET / HTTP/1.1\r\nHost: {spy_addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+        ),
+    ];
+    for attempt in &attempts {
+        let _ = raw(relive.addr, attempt.as_bytes()).await;
+    }
+    // A canary through relive reaches the real upstream, so the attempts above were handled.
+    let canary = common::get(relive.addr, "/plain", common::NAVIGATION).await;
+    assert_eq!(canary.status, 200);
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "relive connected to a host it was only named"
+    );
+    // An absolute-form target naming an allowed (IP) host may still be forwarded, as HTTP/1.1
+    // requires servers to accept it, but only ever to the configured upstream.
+    drop(upstream);
+}
