@@ -114,14 +114,7 @@ pub fn main_with(cli: cli::Cli) -> ExitCode {
                 check::print(&report, args.format);
                 ExitCode::from(if report.ok { exit::OK } else { exit::FAILURE })
             }
-            Err(Failure::Usage(error)) => {
-                eprintln!("relive: {error:#}");
-                ExitCode::from(exit::USAGE)
-            }
-            Err(Failure::Runtime(error)) => {
-                eprintln!("relive: {error:#}");
-                ExitCode::from(exit::FAILURE)
-            }
+            Err(failure) => failed(failure),
         };
     }
     match run_cli(cli) {
@@ -130,15 +123,18 @@ pub fn main_with(cli: cli::Cli) -> ExitCode {
         } else {
             exit::OK
         }),
-        Err(Failure::Usage(error)) => {
-            eprintln!("relive: {error:#}");
-            ExitCode::from(exit::USAGE)
-        }
-        Err(Failure::Runtime(error)) => {
-            eprintln!("relive: {error:#}");
-            ExitCode::from(exit::FAILURE)
-        }
+        Err(failure) => failed(failure),
     }
+}
+
+/// Says why relive could not do its job; returns the exit code for it.
+fn failed(failure: Failure) -> ExitCode {
+    let (error, code) = match failure {
+        Failure::Usage(error) => (error, exit::USAGE),
+        Failure::Runtime(error) => (error, exit::FAILURE),
+    };
+    eprintln!("relive: {error:#}");
+    ExitCode::from(code)
 }
 
 /// Resolves the config, picks the port, and runs until Ctrl-C or SIGTERM. Returns whether
