@@ -94,12 +94,12 @@ pub fn guess(words: &[String], cwd: &Path) -> Option<Guess> {
         }
     }
     for (index, list) in lists.iter().enumerate() {
-        if let Some((framework, port)) = framework_in(list) {
+        if let Some((word, framework, port)) = framework_in(list) {
             return Some(Guess {
                 port,
                 why: format!(
                     "{framework}'s default port, from {}",
-                    from(index, &format!("`{}`", framework_word(list)))
+                    from(index, &format!("`{word}`"))
                 ),
             });
         }
@@ -199,20 +199,15 @@ const FRAMEWORKS: &[(&str, &str, u16)] = &[
     ("webpack-dev-server", "webpack-dev-server", 8080),
 ];
 
-fn framework_word(words: &[String]) -> &str {
-    words
-        .iter()
-        .map(|w| program_name(w))
-        .find(|w| FRAMEWORKS.iter().any(|(word, _, _)| word == w))
-        .unwrap_or("a framework")
-}
-
-fn framework_in(words: &[String]) -> Option<(&'static str, u16)> {
-    let word = framework_word(words);
-    FRAMEWORKS
-        .iter()
-        .find(|(w, _, _)| *w == word)
-        .map(|(_, name, port)| (*name, *port))
+/// The first word of `words` that names a framework: (the word, the framework, its port).
+fn framework_in(words: &[String]) -> Option<(&'static str, &'static str, u16)> {
+    words.iter().find_map(|w| {
+        let program = program_name(w);
+        FRAMEWORKS
+            .iter()
+            .find(|(word, _, _)| *word == program)
+            .copied()
+    })
 }
 
 /// Frameworks recognised by a dependency, most specific first.
