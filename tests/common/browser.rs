@@ -1,132 +1,44 @@
-//! Real headless Chromium, driven over the DevTools protocol (a WebSocket, so no extra crate).
-//! `Browser::launch()` returns `None` (with a loud message) when Chromium is missing locally,
-//! and panics under `CI=true`.
+//! Real headless Chromium for the browser tests, driven through relive's own DevTools client
+//! (`relive::chromium`, the one `relive check` uses). `Browser::launch()` returns `None` (with a
+//! loud message) when Chromium is missing locally, and panics under `CI=true`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use relive::chromium::Chromium;
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 
-use super::{PATIENCE, Socket, require_tool};
+use super::{PATIENCE, require_tool};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 pub struct Browser {
-    child: Child,
-    socket: Socket,
-    next_id: u64,
-    session: Option<String>,
-    _profile: tempfile::TempDir,
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    chromium: Chromium,
 }
 
 impl Browser {
     /// Starts Chromium and opens one blank tab.
     pub async fn launch() -> Option<Browser> {
-        if !require_tool("chromium", std::path::Path::new(CHROMIUM).exists()) {
+        if !require_tool("chromium", Path::new(CHROMIUM).exists()) {
             return None;
         }
-        let profile = tempfile::tempdir().expect("temp profile");
-        let mut child = Command::new(CHROMIUM)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-                "--disable-sync",
-                "--disable-quic",
-                "--remote-debugging-port=0",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg("about:blank")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("chromium starts");
-        let stderr = child.stderr.take().unwrap();
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("DevTools listening on ") {
-                    let _ = sender.send(url.trim().to_owned());
-                }
-            }
-        });
-        let url = receiver
-            .recv_timeout(PATIENCE)
-            .expect("chromium prints its DevTools address");
-        let (socket, _) = tokio_tungstenite::connect_async(url)
+        let chromium = Chromium::launch(Path::new(CHROMIUM))
             .await
-            .expect("DevTools socket connects");
-        let mut browser = Browser {
-            child,
-            socket,
-            next_id: 0,
-            session: None,
-            _profile: profile,
-        };
-        let target = browser
-            .call("Target.createTarget", json!({"url": "about:blank"}))
-            .await;
-        let attached = browser
-            .call(
-                "Target.attachToTarget",
-                json!({"targetId": target["targetId"], "flatten": true}),
-            )
-            .await;
-        browser.session = Some(attached["sessionId"].as_str().unwrap().to_owned());
-        browser.call("Page.enable", json!({})).await;
-        browser.call("Runtime.enable", json!({})).await;
-        Some(browser)
+            .unwrap_or_else(|error| panic!("chromium starts: {error:#}"));
+        Some(Browser { chromium })
     }
 
-    /// Sends a DevTools command (to the tab once attached) and returns its result.
+    /// Sends a DevTools command to the tab and returns its result.
     pub async fn call(&mut self, method: &str, params: Value) -> Value {
         match self.try_call(method, params).await {
             Ok(result) => result,
-            Err(error) => panic!("{method} failed: {error}"),
+            Err(error) => panic!("{method} failed: {error:#}"),
         }
     }
 
     /// Like `call`, returning DevTools' error instead of failing the test.
-    pub async fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
-        self.next_id += 1;
-        let id = self.next_id;
-        let mut message = json!({"id": id, "method": method, "params": params});
-        if let Some(session) = &self.session {
-            message["sessionId"] = json!(session);
-        }
-        self.socket
-            .send(Message::text(message.to_string()))
-            .await
-            .expect("DevTools command is sent");
-        loop {
-            let frame = tokio::time::timeout(PATIENCE, self.socket.next())
-                .await
-                .expect("DevTools answers in time")
-                .expect("DevTools socket open")
-                .expect("valid frame");
-            let Message::Text(text) = frame else { continue };
-            let reply: Value = serde_json::from_str(&text).unwrap();
-            if reply["id"] == id {
-                if let Some(error) = reply.get("error") {
-                    return Err(error.clone());
-                }
-                return Ok(reply["result"].clone());
-            }
-        }
+    pub async fn try_call(&mut self, method: &str, params: Value) -> anyhow::Result<Value> {
+        self.chromium.call(method, params).await
     }
 
     pub async fn navigate(&mut self, url: &str) {
