@@ -5,6 +5,9 @@
 //!
 //! `cargo bench --bench live`
 
+#[path = "http1.rs"]
+mod http1;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -113,22 +116,8 @@ async fn get_keepalive(stream: &mut TcpStream, path: &str, buf: &mut Vec<u8>) {
         let n = stream.read(&mut chunk).await.unwrap();
         assert!(n > 0, "connection closed early");
         buf.extend_from_slice(&chunk[..n]);
-        if let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-            let body = &buf[head_end + 4..];
-            let done = if head.contains("transfer-encoding: chunked") {
-                body.ends_with(b"0\r\n\r\n")
-            } else {
-                let length: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .map(|v| v.trim().parse().unwrap())
-                    .unwrap_or(0);
-                body.len() >= length
-            };
-            if done {
-                return;
-            }
+        if http1::complete_response(buf).is_some() {
+            return;
         }
     }
 }

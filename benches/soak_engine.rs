@@ -5,6 +5,9 @@
 //!
 //! Loopback only; every task stops at the end of the run.
 
+#[path = "http1.rs"]
+mod http1;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -218,22 +221,7 @@ async fn get(stream: &mut Option<TcpStream>, addr: SocketAddr, path: &str) -> u1
             }
         };
         buf.extend_from_slice(&chunk[..n]);
-        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-            continue;
-        };
-        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-        let body = &buf[end + 4..];
-        let complete = if head.contains("transfer-encoding: chunked") {
-            body.ends_with(b"0\r\n\r\n")
-        } else {
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            body.len() >= length
-        };
-        if complete {
+        if let Some(head) = http1::complete_response(&buf) {
             let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
             if head.contains("connection: close") {
                 *stream = None;
