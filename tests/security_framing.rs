@@ -5,15 +5,8 @@
 
 mod common;
 
-use common::upstream::Upstream;
-use common::{NAVIGATION, Relive, get, raw};
-
-async fn proxy() -> (Upstream, tempfile::TempDir, Relive) {
-    let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let relive = Relive::start(&["--proxy", &upstream.url()], dir.path());
-    (upstream, dir, relive)
-}
+use common::upstream::{Upstream, relive_in_front};
+use common::{NAVIGATION, get, raw};
 
 fn status_of(answer: &[u8]) -> u16 {
     let text = String::from_utf8_lossy(answer);
@@ -34,7 +27,7 @@ fn seen(upstream: &Upstream, prefix: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn ambiguous_framing_is_refused_and_never_forwarded() {
-    let (upstream, _dir, relive) = proxy().await;
+    let (upstream, _dir, relive) = relive_in_front().await;
     let host = relive.addr;
     let cases = [
         (
@@ -83,7 +76,7 @@ async fn ambiguous_framing_is_refused_and_never_forwarded() {
 async fn a_length_and_chunked_together_are_never_both_forwarded() {
     // pingora resolves this as RFC 9112 §6.3 requires of an intermediary: the chunked framing
     // wins and Content-Length is removed, so relive and the upstream read the same body.
-    let (upstream, _dir, relive) = proxy().await;
+    let (upstream, _dir, relive) = relive_in_front().await;
     let request = format!(
         "POST /both HTTP/1.1\r\nHost: {}\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
         relive.addr
@@ -111,7 +104,7 @@ async fn a_length_and_chunked_together_are_never_both_forwarded() {
 
 #[tokio::test]
 async fn hop_by_hop_headers_do_not_cross_and_forwarded_headers_are_relives() {
-    let (upstream, _dir, relive) = proxy().await;
+    let (upstream, _dir, relive) = relive_in_front().await;
     let request = format!(
         "GET /hop HTTP/1.1\r\nHost: {}\r\nConnection: close, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\nProxy-Authorization: Basic Zm9vOmJhcg==\r\nTE: trailers\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Host: evil.example\r\nForwarded: for=6.6.6.6\r\n\r\n",
         relive.addr
@@ -141,7 +134,7 @@ async fn hop_by_hop_headers_do_not_cross_and_forwarded_headers_are_relives() {
 
 #[tokio::test]
 async fn oversized_heads_are_refused() {
-    let (upstream, _dir, relive) = proxy().await;
+    let (upstream, _dir, relive) = relive_in_front().await;
     let long_target = format!("/long-{}", "a".repeat(70_000));
     let request = format!(
         "GET {long_target} HTTP/1.1\r\nHost: {}\r\n\r\n",

@@ -3,15 +3,8 @@
 
 mod common;
 
-use common::upstream::Upstream;
+use common::upstream::relive_in_front;
 use common::{Relive, raw, raw_head};
-
-async fn proxy() -> (Upstream, tempfile::TempDir, Relive) {
-    let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let relive = Relive::start(&["--proxy", &upstream.url()], dir.path());
-    (upstream, dir, relive)
-}
 
 fn status_of(response: &[u8]) -> String {
     String::from_utf8_lossy(response)
@@ -23,7 +16,7 @@ fn status_of(response: &[u8]) -> String {
 
 #[tokio::test]
 async fn foreign_host_names_are_refused_before_reaching_the_upstream() {
-    let (upstream, _dir, relive) = proxy().await;
+    let (upstream, _dir, relive) = relive_in_front().await;
     for host in [
         "evil.example",
         "localhost.evil.example",
@@ -64,7 +57,7 @@ async fn foreign_host_names_are_refused_before_reaching_the_upstream() {
 
 #[tokio::test]
 async fn a_refusal_does_not_desync_the_connection() {
-    let (_upstream, _dir, relive) = proxy().await;
+    let (_upstream, _dir, relive) = relive_in_front().await;
     let pipelined = b"GET /plain HTTP/1.1\r\nHost: evil.example\r\n\r\nGET /plain HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
     let response = String::from_utf8_lossy(&raw(relive.addr, pipelined).await).into_owned();
     let first = response.find("HTTP/1.1 403").expect("refusal first");
@@ -78,7 +71,7 @@ async fn a_refusal_does_not_desync_the_connection() {
 
 #[tokio::test]
 async fn absolute_form_targets_to_other_hosts_are_refused() {
-    let (upstream, _dir, relive) = proxy().await;
+    let (upstream, _dir, relive) = relive_in_front().await;
     let response = raw(
         relive.addr,
         b"GET http://evil.example/plain HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
@@ -96,7 +89,7 @@ async fn absolute_form_targets_to_other_hosts_are_refused() {
 
 #[tokio::test]
 async fn missing_or_duplicate_host_is_a_bad_request() {
-    let (upstream, _dir, relive) = proxy().await;
+    let (upstream, _dir, relive) = relive_in_front().await;
     let duplicate = raw(
         relive.addr,
         b"GET /plain HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
@@ -122,7 +115,7 @@ async fn missing_or_duplicate_host_is_a_bad_request() {
 
 #[tokio::test]
 async fn websocket_upgrades_are_held_to_the_same_list() {
-    let (upstream, _dir, relive) = proxy().await;
+    let (upstream, _dir, relive) = relive_in_front().await;
     let upgrade = "GET /ws/hmr HTTP/1.1\r\nHost: evil.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
     let head = raw_head(relive.addr, upgrade.as_bytes()).await;
     assert!(head.starts_with("HTTP/1.1 403"), "{head}");
@@ -152,7 +145,7 @@ async fn configured_names_are_allowed_in_static_mode_too() {
 
 #[tokio::test]
 async fn connect_is_refused_and_relive_adds_no_cors() {
-    let (_upstream, _dir, relive) = proxy().await;
+    let (_upstream, _dir, relive) = relive_in_front().await;
     let response = raw(
         relive.addr,
         b"CONNECT localhost:22 HTTP/1.1\r\nHost: localhost:22\r\nConnection: close\r\n\r\n",
@@ -215,7 +208,7 @@ async fn a_lan_bind_prints_the_network_urls_and_serves_them() {
 
 #[tokio::test]
 async fn relive_is_no_open_proxy_a_spy_listener_sees_no_connection() {
-    let (upstream, _dir, relive) = proxy().await;
+    let (upstream, _dir, relive) = relive_in_front().await;
     // A spy: any connection to it is recorded.
     let spy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let spy_addr = spy.local_addr().unwrap();

@@ -331,3 +331,11 @@ async fn respond(
         }
     }
 }
+
+/// The recording upstream with relive in front of it (`--proxy`, in a temp folder of its own).
+pub async fn relive_in_front() -> (Upstream, tempfile::TempDir, super::Relive) {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let relive = super::Relive::start(&["--proxy", &upstream.url()], dir.path());
+    (upstream, dir, relive)
+}
