@@ -16,6 +16,17 @@ fn post(addr: std::net::SocketAddr, headers: &str, body: &str) -> String {
     )
 }
 
+/// A well-formed signal with the control token, on a connection of its own.
+fn signal(addr: std::net::SocketAddr, token: &str, body: &str) -> String {
+    post(
+        addr,
+        &format!(
+            "Authorization: Bearer {token}\r\nContent-Type: application/json\r\nConnection: close\r\n"
+        ),
+        body,
+    )
+}
+
 fn statuses(response: &[u8]) -> Vec<u16> {
     String::from_utf8_lossy(response)
         .match_indices("HTTP/1.1 ")
@@ -32,11 +43,9 @@ async fn a_signal_with_the_token_reaches_every_tab() {
     let relive = Relive::start(&["."], dir.path());
     let token = relive.control_token();
     let (mut socket, _) = connect_and_hello(relive.addr).await;
-    let request = post(
+    let request = signal(
         relive.addr,
-        &format!(
-            "Authorization: Bearer {token}\r\nContent-Type: application/json\r\nConnection: close\r\n"
-        ),
+        &token,
         r#"{"type":"css","paths":["/css/site.css"]}"#,
     );
     let response = raw(relive.addr, request.as_bytes()).await;
@@ -57,15 +66,7 @@ async fn an_outside_build_can_show_and_clear_the_error_overlay() {
     let relive = Relive::start(&["."], dir.path());
     let token = relive.control_token();
     let (mut socket, _) = connect_and_hello(relive.addr).await;
-    let send = |body: &str| {
-        post(
-            relive.addr,
-            &format!(
-                "Authorization: Bearer {token}\r\nContent-Type: application/json\r\nConnection: close\r\n"
-            ),
-            body,
-        )
-    };
+    let send = |body: &str| signal(relive.addr, &token, body);
     for (body, kind) in [
         (
             r#"{"type":"build_progress","line":"compiling"}"#,
