@@ -354,12 +354,15 @@ pub fn references(html: &[u8]) -> Vec<String> {
     found.take()
 }
 
+/// The length of `url`'s origin (`http://host:port`), if it has a scheme.
+fn origin_len(url: &str) -> Option<usize> {
+    let host = url.find("://")? + 3;
+    Some(url[host..].find('/').map_or(url.len(), |i| host + i))
+}
+
 /// `reference` resolved against `page`, if it stays on the same origin and is not relive's own.
 pub fn same_origin(page: &str, reference: &str) -> Option<String> {
-    let origin_end = page.find("://").map(|i| i + 3)?;
-    let origin_end = page[origin_end..]
-        .find('/')
-        .map_or(page.len(), |i| origin_end + i);
+    let origin_end = origin_len(page)?;
     let origin = &page[..origin_end];
     let path = if let Some(rest) = reference.strip_prefix(origin) {
         rest.to_owned()
@@ -502,10 +505,7 @@ fn ignored(url: &str) -> bool {
 
 /// A resource as the report shows it: its path when on the page's origin.
 fn shown(page: &str, resource: &str) -> String {
-    let origin_end = page
-        .find("://")
-        .and_then(|i| page[i + 3..].find('/').map(|j| i + 3 + j))
-        .unwrap_or(page.len());
+    let origin_end = origin_len(page).unwrap_or(page.len());
     resource
         .strip_prefix(&page[..origin_end])
         .unwrap_or(resource)
