@@ -650,6 +650,10 @@ impl FrontDoor {
     /// Says once when a page's Content-Security-Policy would stop relive's client, and what
     /// to change.
     fn report_csp(&self, request: &RequestHeader, response: &ResponseHeader) {
+        // Said once: after that, pages are not parsed for it again.
+        if self.csp_reported.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         let conflicts = policy::csp_conflicts(&response.headers);
         if conflicts.is_empty()
             || self
