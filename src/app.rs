@@ -44,6 +44,8 @@ pub enum RunError {
     #[error("the front door did not start listening on {0} (is another program taking the port?)")]
     FrontDoor(SocketAddr),
     #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
     Watch(#[from] watch::WatchError),
 }
 
@@ -52,6 +54,8 @@ pub enum RunError {
 pub struct Listening {
     pub addr: SocketAddr,
     pub url: String,
+    /// SHA-256 of the front door's certificate (hex), when it serves HTTPS.
+    pub cert_sha256: Option<String>,
     /// Bearer token for `POST /__relive/notify`.
     pub control_token: String,
 }
@@ -73,11 +77,12 @@ fn reachable(ip: IpAddr) -> IpAddr {
 }
 
 /// The URL to open for a bound address.
-pub fn browse_url(addr: SocketAddr) -> String {
+pub fn browse_url(addr: SocketAddr, https: bool) -> String {
+    let scheme = if https { "https" } else { "http" };
     match reachable(addr.ip()) {
-        IpAddr::V4(ip) if ip.is_loopback() => format!("http://localhost:{}/", addr.port()),
-        IpAddr::V6(ip) => format!("http://[{ip}]:{}/", addr.port()),
-        IpAddr::V4(ip) => format!("http://{ip}:{}/", addr.port()),
+        IpAddr::V4(ip) if ip.is_loopback() => format!("{scheme}://localhost:{}/", addr.port()),
+        IpAddr::V6(ip) => format!("{scheme}://[{ip}]:{}/", addr.port()),
+        IpAddr::V4(ip) => format!("{scheme}://{ip}:{}/", addr.port()),
     }
 }
 
@@ -127,7 +132,7 @@ pub async fn run(
                             host: url.host.clone(),
                             detail,
                         })?;
-                    (Some(url.to_string()), addrs)
+                    (Some(url.clone()), addrs)
                 }
                 None => (None, Vec::new()),
             };
@@ -165,6 +170,22 @@ pub async fn run(
     });
     let origin_task = tokio::spawn(origin::serve(origin_listener, origin, shutdown.clone()));
 
+    let cert = match &config.https {
+        Some(source) => {
+            let lan = if config.host.is_loopback() {
+                Vec::new()
+            } else {
+                crate::lan::addresses(config.host)
+            };
+            let names = crate::tls::names_to_cover(config.host, &lan, &config.allowed_hosts);
+            Some(crate::tls::front_door_cert(
+                source,
+                &names,
+                crate::tls::data_dir().as_deref(),
+            )?)
+        }
+        None => None,
+    };
     let front_door = FrontDoor {
         upstream: upstream.clone(),
         origin: origin_addr,
@@ -172,8 +193,17 @@ pub async fn run(
         allowed_hosts: config.allowed_hosts.clone(),
         csp_reported: Default::default(),
         upstream_timeout: config.upstream_timeout,
+        https: cert.is_some(),
+        upstream_insecure: config.upstream_insecure,
+        tls_reported: Default::default(),
+        upstream_tls: crate::tls::upstream_client(config.upstream_insecure),
     };
-    let pingora = start_front_door(front_door, addr, shutdown.clone());
+    let pingora = start_front_door(
+        front_door,
+        addr,
+        cert.as_ref().map(|c| c.key.clone()),
+        shutdown.clone(),
+    );
     if let Err(error) = wait_until_accepting(addr, &pingora).await {
         shutdown.cancel();
         return Err(error);
@@ -209,12 +239,15 @@ pub async fn run(
 
     let listening = Listening {
         addr,
-        url: browse_url(addr),
+        url: browse_url(addr, cert.is_some()),
+        cert_sha256: cert
+            .as_ref()
+            .and_then(|c| c.key.end_entity_cert().ok().map(crate::tls::sha256_hex)),
         control_token,
     };
     let _state_file = publish_state(&listening);
     on_listening(&listening);
-    report(&config, &listening, &serving);
+    report(&config, &listening, &serving, cert.as_ref());
     let health_task = upstream.map(|upstream| match &config.dev {
         Some(dev) => tokio::spawn(crate::devserver::supervise(
             dev.clone(),
@@ -312,6 +345,7 @@ fn publish_state(listening: &Listening) -> Option<crate::state::Guard> {
         control_token: listening.control_token.clone(),
         cwd: std::env::current_dir().unwrap_or_default(),
         started: crate::protocol::now_ms(),
+        cert_sha256: listening.cert_sha256.clone(),
     };
     match crate::state::write(&dir, &instance) {
         Ok(path) => Some(crate::state::Guard(path)),
@@ -329,6 +363,7 @@ fn publish_state(listening: &Listening) -> Option<crate::state::Guard> {
 fn start_front_door(
     front_door: FrontDoor,
     addr: SocketAddr,
+    tls: Option<Arc<rustls::sign::CertifiedKey>>,
     shutdown: CancellationToken,
 ) -> std::thread::JoinHandle<()> {
     let conf = ServerConf {
@@ -340,7 +375,18 @@ fn start_front_door(
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     let mut service = pingora::proxy::http_proxy_service(&server.configuration, front_door);
-    service.add_tcp(&addr.to_string());
+    match tls {
+        Some(key) => {
+            let mut settings = pingora::listeners::tls::TlsSettings::intermediate("", "")
+                .expect("TLS settings without files are always made");
+            settings.set_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(key)));
+            // HTTP/2 where the browser offers it; WebSockets still open over HTTP/1.1 (relive
+            // does not offer extended CONNECT, so browsers use a separate connection for them).
+            settings.enable_h2();
+            service.add_tls_with_settings(&addr.to_string(), None, settings);
+        }
+        None => service.add_tcp(&addr.to_string()),
+    }
     server.add_service(service);
     server.bootstrap();
     std::thread::Builder::new()
@@ -369,7 +415,12 @@ async fn wait_until_accepting(
     Err(RunError::FrontDoor(addr))
 }
 
-fn report(config: &Config, listening: &Listening, serving: &str) {
+fn report(
+    config: &Config,
+    listening: &Listening,
+    serving: &str,
+    cert: Option<&crate::tls::FrontDoorCert>,
+) {
     let what = match &config.mode {
         Mode::Static { .. } => format!("serving {serving}"),
         Mode::Proxy { .. } => match &config.dev {
@@ -400,17 +451,45 @@ fn report(config: &Config, listening: &Listening, serving: &str) {
         }
         None => tracing::info!("  not watching files (add --watch PATH to reload on changes)"),
     }
+    if let Some(authority) = cert.and_then(|c| c.authority.as_deref()) {
+        let trust = crate::tls::trust_command(authority);
+        if cert.is_some_and(|c| c.new_authority) {
+            tracing::warn!(
+                event = "https_authority",
+                authority = %authority.display(),
+                "  made a local certificate authority for HTTPS: {}\n  \
+                 browsers show a warning until you trust it once (relive never does this itself):\n    {trust}",
+                authority.display()
+            );
+        } else {
+            tracing::info!(
+                event = "https_authority",
+                authority = %authority.display(),
+                "  HTTPS certificate from relive's local authority {} (to trust it: {trust})",
+                authority.display()
+            );
+        }
+    }
+    if config.upstream_insecure && matches!(config.mode, Mode::Proxy { .. }) {
+        tracing::warn!(
+            "  --upstream-insecure: accepting any certificate from an https:// dev server"
+        );
+    }
     if !config.host.is_loopback() {
         let lan = crate::lan::addresses(config.host);
         for ip in &lan {
-            let url = crate::lan::url(*ip, listening.addr.port());
+            let url = crate::lan::url(*ip, listening.addr.port(), cert.is_some());
             tracing::info!(event = "network_url", url = %url, "  ➜  on your network: {url}");
         }
         // A QR code for phones, when a person is looking at the terminal.
         if let Some(first) = lan.first()
             && config.log_format == crate::cli::LogFormat::Text
             && crate::log::colour()
-            && let Some(code) = crate::lan::qr(&crate::lan::url(*first, listening.addr.port()))
+            && let Some(code) = crate::lan::qr(&crate::lan::url(
+                *first,
+                listening.addr.port(),
+                cert.is_some(),
+            ))
         {
             eprintln!("{code}");
         }
@@ -428,20 +507,24 @@ mod tests {
     #[test]
     fn browse_url_uses_a_reachable_host() {
         assert_eq!(
-            browse_url("127.0.0.1:4500".parse().unwrap()),
+            browse_url("127.0.0.1:4500".parse().unwrap(), false),
             "http://localhost:4500/"
         );
         assert_eq!(
-            browse_url("0.0.0.0:4500".parse().unwrap()),
+            browse_url("0.0.0.0:4500".parse().unwrap(), false),
             "http://localhost:4500/"
         );
         assert_eq!(
-            browse_url("[::]:4500".parse().unwrap()),
+            browse_url("[::]:4500".parse().unwrap(), false),
             "http://[::1]:4500/"
         );
         assert_eq!(
-            browse_url("192.168.1.5:80".parse().unwrap()),
+            browse_url("192.168.1.5:80".parse().unwrap(), false),
             "http://192.168.1.5:80/"
+        );
+        assert_eq!(
+            browse_url("127.0.0.1:4500".parse().unwrap(), true),
+            "https://localhost:4500/"
         );
     }
 

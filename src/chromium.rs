@@ -70,6 +70,12 @@ impl Chromium {
     /// Starts the browser at `path` headless with a fresh profile and opens a blank tab with
     /// the page, runtime, network and log events on.
     pub async fn launch(path: &Path) -> anyhow::Result<Chromium> {
+        Chromium::launch_with_env(path, &[]).await
+    }
+
+    /// Like [`Chromium::launch`], with extra environment variables for the browser (a `HOME`
+    /// whose certificate database trusts a test authority, say).
+    pub async fn launch_with_env(path: &Path, env: &[(&str, &Path)]) -> anyhow::Result<Chromium> {
         let profile =
             std::env::temp_dir().join(format!("relive-check-{}", crate::app::random_hex(8)));
         std::fs::create_dir_all(&profile)
@@ -91,6 +97,7 @@ impl Chromium {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
+            .envs(env.iter().copied())
             .process_group(0)
             .kill_on_drop(true)
             .spawn()

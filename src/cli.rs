@@ -43,6 +43,23 @@ pub struct Cli {
     #[arg(long)]
     pub strict_port: bool,
 
+    /// Serve over HTTPS, with a certificate from relive's local certificate authority (made on
+    /// first use; relive prints how to trust it) unless --cert and --key are given.
+    #[arg(long, env = "RELIVE_HTTPS")]
+    pub https: bool,
+
+    /// The HTTPS certificate (PEM, leaf first; for example from mkcert). Implies --https.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+
+    /// The private key of --cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+
+    /// Accept any certificate from an https:// dev server (self-signed ones are the norm).
+    #[arg(long)]
+    pub upstream_insecure: bool,
+
     /// Also answer requests for this host name (repeatable; `.example.test` allows its
     /// subdomains too). localhost, *.localhost and IP addresses are always allowed.
     #[arg(long, value_name = "NAME")]

@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::cli::{Cli, LogFormat};
 use crate::devserver::DevCommand;
+use crate::tls::CertSource;
 use crate::watch::WatchSettings;
 
 /// The file looked for in the working directory when `--config` is not given.
@@ -67,6 +68,10 @@ pub struct ServerSection {
     pub port: Option<u16>,
     pub strict_port: Option<bool>,
     pub allowed_hosts: Option<Vec<String>>,
+    pub https: Option<bool>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub upstream_insecure: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -98,34 +103,33 @@ pub struct LogSection {
 /// The dev server to front: `http://HOST:PORT`, nothing more.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamUrl {
+    /// `https://`: relive speaks TLS to it.
+    pub tls: bool,
     pub host: String,
     pub port: u16,
 }
 
 impl UpstreamUrl {
-    /// Accepts `http://host:port[/]`, `host:port` or a bare port (meaning `localhost`).
+    /// Accepts `http://host:port[/]`, `https://host:port[/]`, `host:port` or a bare port
+    /// (meaning `localhost`).
     pub fn parse(input: &str) -> Result<UpstreamUrl, String> {
         let input = input.trim();
         if let Ok(port) = input.parse::<u16>() {
             return Ok(UpstreamUrl {
+                tls: false,
                 host: "localhost".into(),
                 port,
             });
         }
-        if input.starts_with("https://") {
-            return Err(format!(
-                "`{input}`: HTTPS upstreams are not supported yet; front the dev server's plain \
-                 HTTP address"
-            ));
-        }
-        let rest = match input.split_once("://") {
-            Some(("http", rest)) => rest,
+        let (tls, rest) = match input.split_once("://") {
+            Some(("http", rest)) => (false, rest),
+            Some(("https", rest)) => (true, rest),
             Some((scheme, _)) => {
                 return Err(format!(
-                    "`{input}`: unsupported scheme `{scheme}`; use http://"
+                    "`{input}`: unsupported scheme `{scheme}`; use http:// or https://"
                 ));
             }
-            None => input,
+            None => (false, input),
         };
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         if !(path.is_empty() || path == "/") {
@@ -141,13 +145,14 @@ impl UpstreamUrl {
                     .map_err(|_| format!("`{input}`: `{port}` is not a port number"))?;
                 (host, port)
             }
-            _ => (authority, 80),
+            _ => (authority, if tls { 443 } else { 80 }),
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() {
             return Err(format!("`{input}`: the host is missing"));
         }
         Ok(UpstreamUrl {
+            tls,
             host: host.to_owned(),
             port,
         })
@@ -156,10 +161,11 @@ impl UpstreamUrl {
 
 impl std::fmt::Display for UpstreamUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls { "https" } else { "http" };
         if self.host.contains(':') {
-            write!(f, "http://[{}]:{}", self.host, self.port)
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
         } else {
-            write!(f, "http://{}:{}", self.host, self.port)
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
         }
     }
 }
@@ -190,6 +196,10 @@ pub struct Config {
     pub defer_to_hmr: bool,
     /// How long the upstream may go without sending a byte before the request is given up.
     pub upstream_timeout: Duration,
+    /// Serve the front door over HTTPS, with this certificate.
+    pub https: Option<CertSource>,
+    /// Accept any certificate from an HTTPS upstream.
+    pub upstream_insecure: bool,
     /// `None` when nothing is watched.
     pub watch: Option<WatchSettings>,
     pub heartbeat: Duration,
@@ -342,6 +352,7 @@ pub fn resolve(cli: &Cli, cwd: &Path) -> Result<Config, ConfigError> {
             format!("{upstream_timeout_secs} is out of range; use 1 to 3600 seconds"),
         ));
     }
+    let https = resolve_https(cli, &file, cwd, &file_dir, &file_origin)?;
     Ok(Config {
         mode,
         host,
@@ -363,6 +374,8 @@ pub fn resolve(cli: &Cli, cwd: &Path) -> Result<Config, ConfigError> {
         dev,
         defer_to_hmr: file.watch.defer_to_hmr.unwrap_or(true),
         upstream_timeout: Duration::from_secs(upstream_timeout_secs),
+        https,
+        upstream_insecure: cli.upstream_insecure || file.server.upstream_insecure.unwrap_or(false),
         watch,
         heartbeat: Duration::from_secs(heartbeat_secs),
         badge: file.client.badge.unwrap_or(true),
@@ -444,6 +457,47 @@ fn resolve_mode(
         ));
     }
     Ok(Mode::Static { root })
+}
+
+/// `--https` / `--cert` / `--key` (or `server.https`, `server.cert`, `server.key`): a
+/// certificate pair given on the command line wins over one in the file, and either implies
+/// HTTPS.
+fn resolve_https(
+    cli: &Cli,
+    file: &FileConfig,
+    cwd: &Path,
+    file_dir: &Path,
+    file_origin: &str,
+) -> Result<Option<CertSource>, ConfigError> {
+    let pair = match (&cli.cert, &cli.key) {
+        (Some(cert), Some(key)) => Some((cwd.join(cert), cwd.join(key))),
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(invalid(
+                if cli.cert.is_some() {
+                    "--cert"
+                } else {
+                    "--key"
+                },
+                "give both --cert FILE and --key FILE (PEM), or neither for relive's own certificate",
+            ));
+        }
+        (None, None) => match (&file.server.cert, &file.server.key) {
+            (Some(cert), Some(key)) => Some((file_dir.join(cert), file_dir.join(key))),
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(invalid(
+                    &format!("{file_origin}, key `server.cert`/`server.key`"),
+                    "give both server.cert and server.key, or neither for relive's own certificate",
+                ));
+            }
+            (None, None) => None,
+        },
+    };
+    let https = cli.https || pair.is_some() || file.server.https.unwrap_or(false);
+    let source = match pair {
+        Some((cert, key)) => CertSource::Files { cert, key },
+        None => CertSource::Local,
+    };
+    Ok(https.then_some(source))
 }
 
 fn resolve_host(cli: &Cli, file: &FileConfig, file_origin: &str) -> Result<IpAddr, ConfigError> {
@@ -570,6 +624,7 @@ mod tests {
             assert_eq!(
                 UpstreamUrl::parse(s),
                 Ok(UpstreamUrl {
+                    tls: false,
                     host: host.into(),
                     port
                 }),
@@ -581,7 +636,10 @@ mod tests {
         ok("http://127.0.0.1:8000/", "127.0.0.1", 8000);
         ok("http://[::1]:8000", "::1", 8000);
         ok("http://example.localhost", "example.localhost", 80);
-        assert!(UpstreamUrl::parse("https://localhost:3000").is_err());
+        let https = UpstreamUrl::parse("https://localhost:3000").unwrap();
+        assert!(https.tls);
+        assert_eq!(https.to_string(), "https://localhost:3000");
+        assert_eq!(UpstreamUrl::parse("https://dev.test").unwrap().port, 443);
         assert!(UpstreamUrl::parse("http://localhost:3000/app").is_err());
         assert!(UpstreamUrl::parse("ftp://x").is_err());
         assert!(UpstreamUrl::parse("localhost:port").is_err());

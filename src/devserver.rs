@@ -23,6 +23,7 @@ use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::UpstreamUrl;
 use crate::discover;
 use crate::hub::Hub;
 use crate::protocol::{Event, UpstreamState};
@@ -229,7 +230,7 @@ async fn run_once(
                     }
                     if !from_output && let Some(printed) = discover::url_in_line(&line) {
                         from_output = true;
-                        use_printed(printed, command, upstream, hub).await;
+                        use_printed(printed, upstream, hub).await;
                     }
                 }
                 Some(Report::Exited(status)) => {
@@ -304,35 +305,26 @@ async fn guess_address(command: &DevCommand, upstream: &Upstream) {
         );
         return;
     }
-    let url = format!("http://localhost:{}", guess.port);
+    let url = UpstreamUrl {
+        tls: false,
+        host: "localhost".into(),
+        port: guess.port,
+    };
     tracing::info!("dev server expected at {url} ({})", guess.why);
     upstream.set_address(Some(url), addrs);
 }
 
 /// Takes the URL the command printed as the dev server's address (it beats a guess).
-async fn use_printed(
-    printed: discover::Printed,
-    command: &DevCommand,
-    upstream: &Upstream,
-    hub: &Hub,
-) {
-    let url = printed.url.to_string();
-    if printed.https {
-        tracing::warn!(
-            "`{}` serves HTTPS ({url} printed); relive fronts plain HTTP dev servers only, so \
-             give its HTTP address with --proxy",
-            command.display
-        );
-        return;
-    }
+async fn use_printed(printed: UpstreamUrl, upstream: &Upstream, hub: &Hub) {
+    let url = printed.to_string();
     if upstream.url().as_deref() == Some(url.as_str()) {
         tracing::info!("dev server at {url} (printed by the command)");
         return;
     }
-    match upstream::resolve(&printed.url.host, printed.url.port).await {
+    match upstream::resolve(&printed.host, printed.port).await {
         Ok(addrs) => {
             tracing::info!("dev server at {url} (printed by the command)");
-            upstream.set_address(Some(url), addrs);
+            upstream.set_address(Some(printed), addrs);
             if upstream.state() != UpstreamState::Starting {
                 upstream.transition(hub, UpstreamState::Starting, None);
             }

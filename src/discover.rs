@@ -11,18 +11,10 @@ use std::path::Path;
 use crate::config::UpstreamUrl;
 use crate::log::strip_ansi;
 
-/// A local URL found in a line of output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Printed {
-    pub url: UpstreamUrl,
-    /// The command serves HTTPS, which relive cannot front yet.
-    pub https: bool,
-}
-
 /// The first local `http://` (or `https://`) URL with a port in `line`, colours and all:
 /// `localhost`, `127.0.0.1`, `[::1]`, or the wildcards `0.0.0.0` and `[::]` (reached through
 /// loopback).
-pub fn url_in_line(line: &str) -> Option<Printed> {
+pub fn url_in_line(line: &str) -> Option<UpstreamUrl> {
     let line = strip_ansi(line);
     let mut rest = line.as_str();
     while let Some(start) = rest.find("http") {
@@ -48,12 +40,10 @@ pub fn url_in_line(line: &str) -> Option<Printed> {
                 if let Ok(port) = digits.parse::<u16>()
                     && port != 0
                 {
-                    return Some(Printed {
-                        url: UpstreamUrl {
-                            host: host.to_owned(),
-                            port,
-                        },
-                        https,
+                    return Some(UpstreamUrl {
+                        tls: https,
+                        host: host.to_owned(),
+                        port,
                     });
                 }
             }
@@ -261,13 +251,11 @@ mod tests {
         s.split_whitespace().map(str::to_owned).collect()
     }
 
-    fn url(host: &str, port: u16) -> Option<Printed> {
-        Some(Printed {
-            url: UpstreamUrl {
-                host: host.into(),
-                port,
-            },
-            https: false,
+    fn url(host: &str, port: u16) -> Option<UpstreamUrl> {
+        Some(UpstreamUrl {
+            tls: false,
+            host: host.into(),
+            port,
         })
     }
 
@@ -297,7 +285,7 @@ mod tests {
             None,
             "documentation links and LAN addresses are not the dev server"
         );
-        assert!(url_in_line("Local: https://localhost:5173/").unwrap().https);
+        assert!(url_in_line("Local: https://localhost:5173/").unwrap().tls);
         assert_eq!(url_in_line("http://localhost:/ nothing"), None);
     }
 

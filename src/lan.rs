@@ -44,8 +44,9 @@ pub fn addresses(bound: IpAddr) -> Vec<IpAddr> {
 }
 
 /// The URL for `ip` on `port`.
-pub fn url(ip: IpAddr, port: u16) -> String {
-    format!("http://{}/", SocketAddr::new(ip, port))
+pub fn url(ip: IpAddr, port: u16, https: bool) -> String {
+    let scheme = if https { "https" } else { "http" };
+    format!("{scheme}://{}/", SocketAddr::new(ip, port))
 }
 
 /// `text` as a QR code drawn with half blocks, light on dark (as terminals show it best).
@@ -76,12 +77,12 @@ mod tests {
     #[test]
     fn urls_and_qr_codes() {
         assert_eq!(
-            url("192.168.1.5".parse().unwrap(), 4500),
+            url("192.168.1.5".parse().unwrap(), 4500, false),
             "http://192.168.1.5:4500/"
         );
         assert_eq!(
-            url("fd00::5".parse().unwrap(), 4500),
-            "http://[fd00::5]:4500/"
+            url("fd00::5".parse().unwrap(), 4500, true),
+            "https://[fd00::5]:4500/"
         );
         let code = qr("http://192.168.1.5:4500/").unwrap();
         assert!(code.lines().count() > 10);

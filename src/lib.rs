@@ -34,6 +34,7 @@
 //! - `sse`: `/__relive/events`, the event-stream fallback for tabs without WebSocket.
 //! - `state`: the per-instance state file `relive notify` finds relive by.
 //! - `static_files`: serving a folder safely.
+//! - `tls`: HTTPS: the front door's certificate (the user's or the local CA's), upstream TLS.
 //! - `tunnel`: relays WebSocket and other upgrades between browser and peer.
 //! - `upstream`: the dev server's address and status (pending → starting → ready), its health.
 //! - `watch`: notify, ignore rules, debouncing and classification of changes.
@@ -66,6 +67,7 @@ pub mod proxy;
 pub mod sse;
 pub mod state;
 pub mod static_files;
+pub mod tls;
 pub mod tunnel;
 pub mod upstream;
 pub mod watch;

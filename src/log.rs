@@ -15,11 +15,17 @@ use crate::cli::LogFormat;
 
 /// The filter for a verbosity: 0 is the default, negative is `--quiet`. pingora's connection
 /// pool logs an error whenever two requests race for one idle upstream connection (it then
-/// opens another, which is harmless), so that module stays quiet unless asked with `-v`.
+/// opens another, which is harmless), so that module stays quiet unless asked with `-v`; so
+/// does its listener, which logs every TLS handshake a browser abandons (an untrusted
+/// certificate, a closed tab).
 pub fn filter(verbosity: i8) -> EnvFilter {
     let directives = match verbosity {
-        i8::MIN..=-1 => "warn,pingora_core=error,pingora_core::connectors=off,pingora_proxy=error",
-        0 => "warn,relive=info,pingora_core=error,pingora_core::connectors=off,pingora_proxy=error",
+        i8::MIN..=-1 => {
+            "warn,pingora_core=error,pingora_core::connectors=off,pingora_core::services::listening=off,pingora_proxy=error"
+        }
+        0 => {
+            "warn,relive=info,pingora_core=error,pingora_core::connectors=off,pingora_core::services::listening=off,pingora_proxy=error"
+        }
         1 => "info,relive=debug",
         _ => "trace",
     };

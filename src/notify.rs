@@ -28,8 +28,8 @@ pub fn body(signal: &SignalArg) -> serde_json::Value {
 
 /// Runs `relive notify`; returns what to print on success.
 pub fn run(args: &NotifyArgs, cwd: &Path) -> anyhow::Result<String> {
-    let (url, token) = match (&args.url, &args.token) {
-        (Some(url), Some(token)) => (url.clone(), token.clone()),
+    let (url, token, pin) = match (&args.url, &args.token) {
+        (Some(url), Some(token)) => (url.clone(), token.clone(), None),
         _ => {
             let dir =
                 state::dir().ok_or_else(|| anyhow!("cannot find the state folder (no HOME)"))?;
@@ -42,6 +42,7 @@ pub fn run(args: &NotifyArgs, cwd: &Path) -> anyhow::Result<String> {
             (
                 instance.url,
                 args.token.clone().unwrap_or(instance.control_token),
+                instance.cert_sha256,
             )
         }
     };
@@ -58,15 +59,29 @@ pub fn run(args: &NotifyArgs, cwd: &Path) -> anyhow::Result<String> {
         target.port,
         payload.len()
     );
-    let mut stream = TcpStream::connect((target.host.as_str(), target.port))
+    let stream = TcpStream::connect((target.host.as_str(), target.port))
         .with_context(|| format!("cannot reach relive at {url}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.write_all(request.as_bytes())?;
     let mut response = String::new();
-    stream
-        .take(64 * 1024)
-        .read_to_string(&mut response)
-        .with_context(|| format!("no answer from relive at {url}"))?;
+    if target.tls {
+        let config = crate::tls::relive_client(pin);
+        let name = crate::tls::server_name(&target.host).map_err(|e| anyhow!(e))?;
+        let connection = rustls::ClientConnection::new(config, name)?;
+        let mut tls = rustls::StreamOwned::new(connection, stream);
+        tls.write_all(request.as_bytes())
+            .with_context(|| format!("cannot reach relive at {url} over HTTPS"))?;
+        let _ = tls.take(64 * 1024).read_to_string(&mut response);
+        if response.is_empty() {
+            bail!("no answer from relive at {url}");
+        }
+    } else {
+        let mut stream = stream;
+        stream.write_all(request.as_bytes())?;
+        stream
+            .take(64 * 1024)
+            .read_to_string(&mut response)
+            .with_context(|| format!("no answer from relive at {url}"))?;
+    }
     let status = response
         .split(' ')
         .nth(1)

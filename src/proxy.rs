@@ -46,6 +46,14 @@ pub struct FrontDoor {
     pub csp_reported: std::sync::atomic::AtomicBool,
     /// How long the upstream may stay silent during a request.
     pub upstream_timeout: std::time::Duration,
+    /// The front door speaks HTTPS.
+    pub https: bool,
+    /// Accept any certificate from an HTTPS upstream (`--upstream-insecure`).
+    pub upstream_insecure: bool,
+    /// Whether a refused upstream certificate was reported (once is enough).
+    pub tls_reported: std::sync::atomic::AtomicBool,
+    /// TLS for tunnels to an HTTPS upstream (pingora's own connector does the rest).
+    pub upstream_tls: Arc<rustls::ClientConfig>,
 }
 
 /// A page being rewritten as it streams.
@@ -89,6 +97,16 @@ impl ProxyHttp for FrontDoor {
     /// Runs first for every request. Refuses CONNECT (relive is no open proxy) and decides
     /// whether the request is relive's own. Returns `Ok(true)` when it answered itself.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        if session.req_header().version == Version::HTTP_2 {
+            // HTTP/2 names the host in `:authority`; the rest of relive (and HTTP/1.1 peers)
+            // read `Host`.
+            let request = session.req_header_mut();
+            if !request.headers.contains_key(header::HOST)
+                && let Some(authority) = request.uri.authority().map(|a| a.as_str().to_owned())
+            {
+                request.insert_header(header::HOST, authority)?;
+            }
+        }
         if let Some(refusal) = self.refusal(session.req_header()) {
             if refusal.close {
                 // The body was not read: the connection cannot carry another request.
@@ -128,16 +146,22 @@ impl ProxyHttp for FrontDoor {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        let addr = match self.upstream_for(ctx) {
-            Some(upstream) => upstream
-                .addr_for_attempt(ctx.connect_failures)
-                .ok_or_else(|| Error::new_up(ErrorType::ConnectNoRoute))?,
-            None => self.origin,
+        let Some(upstream) = self.upstream_for(ctx) else {
+            return Ok(Box::new(HttpPeer::new(self.origin, false, String::new())));
         };
-        let mut peer = HttpPeer::new(addr, false, String::new());
-        if !ctx.to_origin {
-            peer.options.read_timeout = Some(self.upstream_timeout);
-        }
+        let addr = upstream
+            .addr_for_attempt(ctx.connect_failures)
+            .ok_or_else(|| Error::new_up(ErrorType::ConnectNoRoute))?;
+        let mut peer = match upstream.location().filter(|url| url.tls) {
+            Some(url) => {
+                let mut peer = HttpPeer::new(addr, true, url.host);
+                peer.options.verify_cert = !self.upstream_insecure;
+                peer.options.verify_hostname = !self.upstream_insecure;
+                peer
+            }
+            None => HttpPeer::new(addr, false, String::new()),
+        };
+        peer.options.read_timeout = Some(self.upstream_timeout);
         Ok(Box::new(peer))
     }
 
@@ -192,7 +216,7 @@ impl ProxyHttp for FrontDoor {
             request.remove_header("http2-settings");
             request.remove_header(&header::CONNECTION);
         }
-        set_forwarded(session, request)
+        set_forwarded(session, request, self.https)
     }
 
     /// Edits the response head on its way to the browser. For a page: decides how to decode,
@@ -205,7 +229,7 @@ impl ProxyHttp for FrontDoor {
     ) -> Result<()> {
         let request = session.req_header();
         if let Some(upstream) = self.upstream_for(ctx) {
-            rewrite_location(upstream, request, response)?;
+            rewrite_location(upstream, request, response, self.https)?;
         }
         let decision = policy::decide(
             &request.method,
@@ -319,7 +343,12 @@ impl ProxyHttp for FrontDoor {
         }
         let request = session.req_header();
         let page = policy::wants_page(&request.method, &request.headers);
+        let tls_refused = matches!(
+            e.etype(),
+            ErrorType::TLSHandshakeFailure | ErrorType::InvalidCert
+        );
         let (status, content_type, body) = match (&upstream, unreachable) {
+            (Some(upstream), false) if tls_refused => self.tls_refused(upstream, e, page),
             (Some(upstream), true) => {
                 if upstream.mark_down() {
                     tracing::warn!(
@@ -391,6 +420,7 @@ fn rewrite_location(
     upstream: &Upstream,
     request: &RequestHeader,
     response: &mut ResponseHeader,
+    https: bool,
 ) -> Result<()> {
     let Some(location) = response
         .headers
@@ -406,26 +436,26 @@ fn rewrite_location(
     else {
         return Ok(());
     };
-    let Some(url) = upstream.url() else {
+    let Some(url) = upstream.location() else {
         return Ok(());
     };
-    let Some(port) = url.rsplit(':').next() else {
-        return Ok(());
+    let scheme = if url.tls { "https" } else { "http" };
+    let host = if url.host.contains(':') {
+        format!("[{}]", url.host)
+    } else {
+        url.host.clone()
     };
-    let host = url
-        .trim_start_matches("http://")
-        .rsplit_once(':')
-        .map_or("", |(host, _)| host);
-    let rest = [host, "localhost", "127.0.0.1", "[::1]"]
+    let rest = [host.as_str(), "localhost", "127.0.0.1", "[::1]"]
         .iter()
         .find_map(|h| {
-            let origin = format!("http://{h}:{port}");
+            let origin = format!("{scheme}://{h}:{}", url.port);
             location
                 .strip_prefix(origin.as_str())
                 .filter(|rest| rest.is_empty() || rest.starts_with(['/', '?', '#']))
         });
     if let Some(rest) = rest {
-        let rewritten = format!("http://{front}{rest}");
+        let front_scheme = if https { "https" } else { "http" };
+        let rewritten = format!("{front_scheme}://{front}{rest}");
         response.insert_header(header::LOCATION, rewritten)?;
     }
     Ok(())
@@ -544,7 +574,7 @@ fn is_tunnelable_upgrade(request: &RequestHeader) -> bool {
 }
 
 /// Sets `X-Forwarded-For/Host/Proto` from what relive saw, replacing any the client sent.
-fn set_forwarded(session: &Session, request: &mut RequestHeader) -> Result<()> {
+fn set_forwarded(session: &Session, request: &mut RequestHeader, https: bool) -> Result<()> {
     let client_ip = session
         .client_addr()
         .and_then(|a| a.as_inet())
@@ -557,7 +587,7 @@ fn set_forwarded(session: &Session, request: &mut RequestHeader) -> Result<()> {
     request.remove_header("forwarded");
     request.remove_header("x-forwarded-for");
     request.remove_header("x-forwarded-host");
-    request.insert_header("x-forwarded-proto", "http")?;
+    request.insert_header("x-forwarded-proto", if https { "https" } else { "http" })?;
     if let Some(ip) = client_ip {
         request.insert_header("x-forwarded-for", ip)?;
     }
@@ -633,15 +663,23 @@ impl FrontDoor {
     /// Forwards an upgrade request through relive's own tunnel (see `tunnel`).
     async fn tunnel(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
         let mut request = session.req_header().clone();
-        set_forwarded(session, &mut request)?;
+        set_forwarded(session, &mut request, self.https)?;
         match self.upstream_for(ctx) {
             Some(upstream) => {
                 let addrs = upstream.addrs_current_first();
-                let answered = tunnel::forward(session, &request, &addrs).await?;
+                let tls = match upstream.location().filter(|url| url.tls) {
+                    Some(url) => Some(tunnel::PeerTls {
+                        name: crate::tls::server_name(&url.host)
+                            .map_err(|e| internal_error("the upstream's TLS name", e))?,
+                        config: self.upstream_tls.clone(),
+                    }),
+                    None => None,
+                };
+                let answered = tunnel::forward(session, &request, &addrs, tls).await?;
                 upstream.answered(answered);
             }
             None => {
-                tunnel::forward(session, &request, &[self.origin]).await?;
+                tunnel::forward(session, &request, &[self.origin], None).await?;
             }
         }
         Ok(())
@@ -694,6 +732,58 @@ impl FrontDoor {
                 status,
                 "text/plain; charset=utf-8",
                 format!("relive: {} is not answering\n", upstream.display()),
+            )
+        }
+    }
+
+    /// The answer when the HTTPS upstream's certificate was refused (or its TLS failed): what
+    /// happened and the flag that accepts a self-signed certificate. Said once in the terminal.
+    fn tls_refused(
+        &self,
+        upstream: &Upstream,
+        e: &Error,
+        page: bool,
+    ) -> (StatusCode, &'static str, String) {
+        let cause = e
+            .root_cause()
+            .to_string()
+            .trim()
+            .trim_start_matches("tls connect error")
+            .trim_start_matches([':', ' '])
+            .to_owned();
+        let hint = if self.upstream_insecure {
+            String::new()
+        } else {
+            " If it uses a self-signed certificate (the usual case for a local dev server), start \
+             relive with --upstream-insecure (or server.upstream_insecure = true)."
+                .to_owned()
+        };
+        let detail = format!(
+            "relive could not make a TLS connection to {}: {}.{hint}",
+            upstream.display(),
+            if cause.is_empty() {
+                e.etype().as_str()
+            } else {
+                &cause
+            }
+        );
+        if !self
+            .tls_reported
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!("{detail}");
+        }
+        if page {
+            (
+                StatusCode::BAD_GATEWAY,
+                "text/html; charset=utf-8",
+                pages::error("relive cannot reach the dev server over HTTPS", &detail),
+            )
+        } else {
+            (
+                StatusCode::BAD_GATEWAY,
+                "text/plain; charset=utf-8",
+                format!("relive: {detail}\n"),
             )
         }
     }

@@ -26,6 +26,9 @@ pub struct Instance {
     pub cwd: PathBuf,
     /// Milliseconds since the Unix epoch.
     pub started: u64,
+    /// SHA-256 (hex) of the front door's certificate, when it serves HTTPS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_sha256: Option<String>,
 }
 
 /// The folder state files live in.
@@ -116,6 +119,7 @@ mod tests {
             control_token: "t".into(),
             cwd: PathBuf::from(cwd),
             started,
+            cert_sha256: None,
         }
     }
 

@@ -16,8 +16,19 @@ use bytes::{BufMut, Bytes, BytesMut};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 use pingora::{Error, ErrorType, Result};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// TLS to an HTTPS peer: the name to verify and the client settings.
+pub struct PeerTls {
+    pub name: rustls_pki_types::ServerName<'static>,
+    pub config: std::sync::Arc<rustls::ClientConfig>,
+}
+
+/// The connection to the peer, plain or TLS.
+trait PeerStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> PeerStream for T {}
+type Peer = Box<dyn PeerStream>;
 
 /// The most a peer's response head may take.
 const MAX_HEAD: usize = 64 * 1024;
@@ -64,14 +75,28 @@ pub fn parse_response_head(buf: &[u8]) -> Result<Option<(ResponseHeader, usize)>
     Ok(Some((head, length)))
 }
 
-/// Connects to the first address that answers.
-async fn connect(addrs: &[SocketAddr]) -> Result<(TcpStream, SocketAddr)> {
+/// Connects to the first address that answers, and makes the TLS handshake when `tls`.
+async fn connect(addrs: &[SocketAddr], tls: Option<PeerTls>) -> Result<(Peer, SocketAddr)> {
     let mut last_error = None;
     for addr in addrs {
         match TcpStream::connect(addr).await {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
-                return Ok((stream, *addr));
+                let Some(tls) = tls else {
+                    return Ok((Box::new(stream), *addr));
+                };
+                let connector = pingora::tls::TlsConnector::from(tls.config);
+                return match connector.connect(tls.name, stream).await {
+                    Ok(stream) => Ok((Box::new(stream), *addr)),
+                    Err(error) => {
+                        let mut error = Error::explain(
+                            ErrorType::TLSHandshakeFailure,
+                            format!("tls connect error: {error}"),
+                        );
+                        error.esource = pingora::ErrorSource::Upstream;
+                        Err(error)
+                    }
+                };
             }
             Err(error) => last_error = Some(error),
         }
@@ -89,8 +114,9 @@ pub async fn forward(
     session: &mut Session,
     request: &RequestHeader,
     addrs: &[SocketAddr],
+    tls: Option<PeerTls>,
 ) -> Result<SocketAddr> {
-    let (mut peer, addr) = connect(addrs).await?;
+    let (mut peer, addr) = connect(addrs, tls).await?;
     peer.write_all(&request_head(request))
         .await
         .map_err(|e| upstream_error("sending the upgrade request", e))?;
@@ -187,7 +213,7 @@ async fn refusal(
     session: &mut Session,
     mut head: ResponseHeader,
     mut body: BytesMut,
-    mut peer: TcpStream,
+    mut peer: Peer,
 ) -> Result<()> {
     let framing = framing(&head);
     let read = async {
@@ -230,8 +256,8 @@ async fn refusal(
 }
 
 /// Copies bytes both ways until either side closes. Errors here are just disconnects.
-async fn pipe(session: &mut Session, peer: TcpStream) {
-    let (mut from_peer, mut to_peer) = peer.into_split();
+async fn pipe(session: &mut Session, peer: Peer) {
+    let (mut from_peer, mut to_peer) = tokio::io::split(peer);
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         // Both reads are cancel-safe: the one that loses the race has consumed nothing.

@@ -19,6 +19,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::UpstreamUrl;
 use crate::hub::Hub;
 use crate::protocol::{Event, UpstreamState};
 
@@ -31,7 +32,7 @@ pub const PROBE_INTERVAL: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone)]
 struct Known {
     /// For messages and pages: the URL once known (`http://localhost:5173`).
-    url: Option<String>,
+    url: Option<UpstreamUrl>,
     state: UpstreamState,
     /// The last state announced to tabs (a request may mark the upstream down before the
     /// lifecycle task announces it).
@@ -76,7 +77,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Upstream {
     /// An upstream at a known address (`--proxy`), or one whose address a command will tell.
-    pub fn new(command: Option<String>, url: Option<String>, addrs: Vec<SocketAddr>) -> Upstream {
+    pub fn new(
+        command: Option<String>,
+        url: Option<UpstreamUrl>,
+        addrs: Vec<SocketAddr>,
+    ) -> Upstream {
         let state = if addrs.is_empty() {
             UpstreamState::Pending
         } else {
@@ -112,7 +117,7 @@ impl Upstream {
     }
 
     /// Sets (or clears) where the upstream is.
-    pub fn set_address(&self, url: Option<String>, addrs: Vec<SocketAddr>) {
+    pub fn set_address(&self, url: Option<UpstreamUrl>, addrs: Vec<SocketAddr>) {
         *self.addrs.write().unwrap_or_else(PoisonError::into_inner) = addrs.into();
         self.current.store(0, Ordering::Relaxed);
         lock(&self.known).url = url;
@@ -197,13 +202,18 @@ impl Upstream {
     pub fn display(&self) -> String {
         let known = lock(&self.known);
         match (&known.url, &self.command) {
-            (Some(url), _) => url.clone(),
+            (Some(url), _) => url.to_string(),
             (None, Some(command)) => command.clone(),
             (None, None) => "the dev server".into(),
         }
     }
 
     pub fn url(&self) -> Option<String> {
+        lock(&self.known).url.as_ref().map(ToString::to_string)
+    }
+
+    /// Where the upstream is (scheme, host, port), once known.
+    pub fn location(&self) -> Option<UpstreamUrl> {
         lock(&self.known).url.clone()
     }
 
@@ -211,7 +221,7 @@ impl Upstream {
         let known = lock(&self.known).clone();
         Snapshot {
             command: self.command.clone(),
-            url: known.url,
+            url: known.url.as_ref().map(ToString::to_string),
             state: known.state,
             exit: known.exit,
             output: lock(&self.output).iter().cloned().collect(),
@@ -251,7 +261,7 @@ impl Upstream {
         } else if exit.is_some() {
             known.exit = exit.clone();
         }
-        let url = known.url.clone();
+        let url = known.url.as_ref().map(ToString::to_string);
         drop(known);
         hub.publish(Event::UpstreamStatus {
             status: state,
@@ -403,7 +413,11 @@ mod tests {
     fn becoming_ready_again_reloads_every_tab() {
         let hub = Hub::new("s".into());
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let upstream = Upstream::new(None, Some("http://127.0.0.1:1".into()), vec![addr]);
+        let upstream = Upstream::new(
+            None,
+            UpstreamUrl::parse("http://127.0.0.1:1").ok(),
+            vec![addr],
+        );
         upstream.transition(&hub, UpstreamState::Ready, None);
         assert!(upstream.mark_down());
         assert!(!upstream.mark_down(), "said once");

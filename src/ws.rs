@@ -80,8 +80,10 @@ fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) 
     })
 }
 
-/// Same origin: an `Origin` header, when present, must be `http://` plus the `Host` the
-/// request was sent to. Browsers always send `Origin` on WebSocket upgrades.
+/// Same origin: an `Origin` header, when present, must be the front door's scheme plus the
+/// `Host` the request was sent to. Browsers always send `Origin` on WebSocket upgrades. The
+/// scheme comes from `X-Forwarded-Proto`, which the front door always sets itself (it drops
+/// whatever the browser sent).
 pub fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
@@ -92,8 +94,11 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
     ) else {
         return false;
     };
+    let https = headers
+        .get("x-forwarded-proto")
+        .is_some_and(|proto| proto.as_bytes() == b"https");
     origin
-        .strip_prefix("http://")
+        .strip_prefix(if https { "https://" } else { "http://" })
         .is_some_and(|authority| authority.eq_ignore_ascii_case(host))
 }
 
@@ -478,6 +483,15 @@ mod tests {
                 "{origin}"
             );
         }
+        // Behind an HTTPS front door the origin is https://, and http:// is another origin.
+        let mut secure = upgrade_headers(Some("https://127.0.0.1:4500"));
+        secure.insert("x-forwarded-proto", "https".parse().unwrap());
+        assert!(check_upgrade(&secure, &query("tok"), "tok").is_ok());
+        secure.insert(header::ORIGIN, "http://127.0.0.1:4500".parse().unwrap());
+        assert_eq!(
+            check_upgrade(&secure, &query("tok"), "tok"),
+            Err(Refusal::Forbidden)
+        );
         let same = upgrade_headers(Some("http://127.0.0.1:4500"));
         assert_eq!(
             check_upgrade(&same, &query("wrong"), "tok"),

@@ -19,10 +19,15 @@ pub struct Browser {
 impl Browser {
     /// Starts Chromium and opens one blank tab.
     pub async fn launch() -> Option<Browser> {
+        Browser::launch_with_env(&[]).await
+    }
+
+    /// Like `launch`, with extra environment variables for the browser.
+    pub async fn launch_with_env(env: &[(&str, &Path)]) -> Option<Browser> {
         if !require_tool("chromium", Path::new(CHROMIUM).exists()) {
             return None;
         }
-        let chromium = Chromium::launch(Path::new(CHROMIUM))
+        let chromium = Chromium::launch_with_env(Path::new(CHROMIUM), env)
             .await
             .unwrap_or_else(|error| panic!("chromium starts: {error:#}"));
         Some(Browser { chromium })

@@ -50,6 +50,8 @@ fn command(args: &[&str], cwd: &Path, runtime_dir: &Path) -> Command {
         .env_remove("RELIVE_CONFIG")
         .env_remove("RELIVE_LOG")
         .env_remove("RELIVE_LOG_FORMAT")
+        .env_remove("RELIVE_HTTPS")
+        .env_remove("RELIVE_DATA_DIR")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
