@@ -68,8 +68,13 @@ pub fn run(args: &NotifyArgs, cwd: &Path) -> anyhow::Result<String> {
         let name = crate::tls::server_name(&target.host).map_err(|e| anyhow!(e))?;
         let connection = rustls::ClientConnection::new(config, name)?;
         let mut tls = rustls::StreamOwned::new(connection, stream);
-        tls.write_all(request.as_bytes())
-            .with_context(|| format!("cannot reach relive at {url} over HTTPS"))?;
+        tls.write_all(request.as_bytes()).with_context(|| {
+            format!(
+                "cannot reach relive at {url} over HTTPS (without --url, notify trusts the \
+                     certificate the running relive published; with it, the certificate must be \
+                     trusted by this system or be relive's local authority's)"
+            )
+        })?;
         let _ = tls.take(64 * 1024).read_to_string(&mut response);
         if response.is_empty() {
             bail!("no answer from relive at {url}");

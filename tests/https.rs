@@ -489,3 +489,34 @@ async fn chromium_trusting_the_authority_reloads_over_https() {
         .wait_until("document.getElementById('changed') !== null && window.marker === undefined")
         .await;
 }
+
+#[tokio::test]
+async fn relive_notify_reaches_an_https_relive_by_its_published_certificate() {
+    let site = common::one_page_site();
+    let data = tempfile::tempdir().unwrap();
+    let relive = Relive::start_with_env(
+        &["--https", site.path().to_str().unwrap()],
+        site.path(),
+        &data_dir_env(data.path()),
+    );
+    let (status, stderr) = common::run_to_exit_with(
+        &["notify", "message", "over TLS"],
+        site.path(),
+        relive.runtime_dir.path(),
+    );
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("sent message to https://"), "{stderr}");
+
+    // Given only a URL, the certificate must verify, and relive's authority lives in a data
+    // folder this notify does not know: it refuses rather than send the token unverified.
+    let url = format!("https://localhost:{}", relive.addr.port());
+    let (status, stderr) = common::run_to_exit(
+        &["notify", "--url", &url, "--token", "t", "reload"],
+        site.path(),
+    );
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("UnknownIssuer") || stderr.contains("certificate"),
+        "{stderr}"
+    );
+}
