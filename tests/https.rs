@@ -479,6 +479,13 @@ async fn chromium_trusting_the_authority_reloads_over_https() {
         serde_json::json!("websocket"),
         "the client is connected over wss://, not the event-stream fallback"
     );
+    assert_eq!(
+        browser
+            .eval("performance.getEntriesByType('navigation')[0].nextHopProtocol")
+            .await,
+        serde_json::json!("h2"),
+        "the page came over HTTP/2 while the socket uses its own HTTP/1.1 connection"
+    );
     browser.eval("window.marker = 1").await;
     std::fs::write(
         site.path().join("index.html"),
