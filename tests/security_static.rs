@@ -1,0 +1,364 @@
+//! SECURITY.md §4, the static folder, with raw bytes over one kept-alive connection: every
+//! refusal is followed by a canary request on the same connection, which must still be served
+//! (a refusal may not desync or poison the connection). The folder holds a secret in every
+//! place a path trick could reach; no response may ever contain it.
+
+mod common;
+
+use std::path::Path;
+
+use common::{PATIENCE, Relive};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const SECRET: &str = "TOPSECRET-7f3a";
+
+/// A site with secrets beside, inside and behind the pages.
+fn site() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(
+        root.join("index.html"),
+        "<!doctype html><html><body><p>canary</p></body></html>",
+    )
+    .unwrap();
+    for secret in [
+        ".env",
+        ".env.local",
+        ".npmrc",
+        "server.pem",
+        "SERVER.KEY",
+        "site.crt",
+        "bundle.p12",
+        "id_rsa",
+    ] {
+        std::fs::write(root.join(secret), SECRET).unwrap();
+    }
+    std::fs::create_dir_all(root.join(".git")).unwrap();
+    std::fs::write(root.join(".git/config"), SECRET).unwrap();
+    std::fs::create_dir_all(root.join(".well-known")).unwrap();
+    std::fs::write(root.join(".well-known/security.txt"), "Contact: x").unwrap();
+    std::fs::create_dir_all(root.join("evil.com")).unwrap();
+    std::fs::write(root.join("evil.com/index.html"), "<p>sub</p>").unwrap();
+    std::fs::create_dir_all(root.join("nolisting")).unwrap();
+    std::fs::write(root.join("nolisting/private-name.txt"), SECRET).unwrap();
+    std::fs::write(root.join("big.txt"), "0123456789".repeat(1000)).unwrap();
+    dir
+}
+
+/// One response read off a kept-alive connection, framed by its Content-Length (or chunked).
+struct Answer {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A connection that keeps one buffer across requests.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    async fn open(relive: &Relive) -> Conn {
+        Conn {
+            stream: TcpStream::connect(relive.addr).await.unwrap(),
+            buf: Vec::new(),
+        }
+    }
+
+    async fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 16 * 1024];
+        let n = tokio::time::timeout(PATIENCE, self.stream.read(&mut chunk))
+            .await
+            .expect("an answer in time")
+            .unwrap_or(0);
+        self.buf.extend_from_slice(&chunk[..n]);
+        n > 0
+    }
+
+    /// Sends `request` (raw bytes) and reads exactly one answer; `None` if the connection
+    /// closed first.
+    async fn send(&mut self, request: &[u8], head_request: bool) -> Option<Answer> {
+        self.stream.write_all(request).await.ok()?;
+        let end = loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end;
+            }
+            if !self.fill().await {
+                return None;
+            }
+        };
+        let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+        self.buf.drain(..end + 4);
+        let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let mut answer = Answer {
+            status,
+            head,
+            body: Vec::new(),
+        };
+        if head_request || status == 304 || status == 204 {
+            return Some(answer);
+        }
+        if let Some(length) = answer.header("content-length") {
+            let length: usize = length.parse().unwrap();
+            while self.buf.len() < length {
+                if !self.fill().await {
+                    break;
+                }
+            }
+            answer.body = self.buf.drain(..length.min(self.buf.len())).collect();
+        } else if answer
+            .header("transfer-encoding")
+            .is_some_and(|te| te.contains("chunked"))
+        {
+            loop {
+                if let Some(body) = relive::tunnel::dechunk(&self.buf) {
+                    let end = self
+                        .buf
+                        .windows(5)
+                        .position(|w| w == b"0\r\n\r\n")
+                        .unwrap();
+                    self.buf.drain(..end + 5);
+                    answer.body = body;
+                    break;
+                }
+                if !self.fill().await {
+                    break;
+                }
+            }
+        }
+        Some(answer)
+    }
+
+    /// `GET target` with the given extra header lines.
+    async fn get(&mut self, host: &str, target: &str, extra: &str) -> Option<Answer> {
+        let request = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n");
+        self.send(request.as_bytes(), false).await
+    }
+
+    /// The canary: the page itself, on this same connection.
+    async fn canary(&mut self, host: &str, after: &str) {
+        let answer = self
+            .get(host, "/", "")
+            .await
+            .unwrap_or_else(|| panic!("the connection closed after {after}"));
+        assert_eq!(answer.status, 200, "canary after {after}");
+        assert!(answer.text().contains("canary"), "canary after {after}");
+    }
+}
+
+fn start(root: &Path) -> (Relive, String) {
+    let relive = Relive::start(&[root.to_str().unwrap(), "--no-watch"], root);
+    let host = format!("localhost:{}", relive.addr.port());
+    (relive, host)
+}
+
+#[tokio::test]
+async fn malformed_paths_are_400_and_the_connection_stays_usable() {
+    let dir = site();
+    let (relive, host) = start(dir.path());
+    let mut conn = Conn::open(&relive).await;
+    for target in [
+        "/bad%zzescape",
+        "/trailing%",
+        "/nul%00.html",
+        "/index.html%00.txt",
+        "/back%5cslash",
+        "/back\\slash",
+        "/hash%23.html",
+        "/%ff%fe",
+        "/../.env",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/a/./index.html",
+        "/evil.com/../.env",
+    ] {
+        let answer = conn
+            .get(&host, target, "")
+            .await
+            .unwrap_or_else(|| panic!("{target}: connection closed instead of a 400"));
+        assert_eq!(answer.status, 400, "{target}: {}", answer.text());
+        assert!(!answer.text().contains(SECRET), "{target}");
+        conn.canary(&host, target).await;
+    }
+}
+
+#[tokio::test]
+async fn dotfiles_and_secret_files_are_never_served_however_they_are_spelled() {
+    let dir = site();
+    let (relive, host) = start(dir.path());
+    let mut conn = Conn::open(&relive).await;
+    for target in [
+        "/.env",
+        "/.ENV",
+        "/.env.local",
+        "/%2eenv",
+        "/.env.",
+        "/.env%20",
+        "/.env/",
+        "/.npmrc",
+        "/.git/config",
+        "/.GIT/config",
+        "/server.pem",
+        "/server.PEM",
+        "/server.pem.",
+        "/server.pem%20",
+        "/server.pem/",
+        "/SERVER.KEY",
+        "/server.key",
+        "/site.crt",
+        "/bundle.p12",
+        "/id_rsa",
+        "/ID_RSA",
+    ] {
+        let answer = conn
+            .get(&host, target, "")
+            .await
+            .unwrap_or_else(|| panic!("{target}: connection closed"));
+        assert!(
+            answer.status == 404 || answer.status == 400,
+            "{target} answered {}",
+            answer.status
+        );
+        assert!(
+            !answer.text().contains(SECRET),
+            "{target} leaked the secret"
+        );
+        conn.canary(&host, target).await;
+    }
+    // `.well-known` is the one dot-folder that is served.
+    let answer = conn
+        .get(&host, "/.well-known/security.txt", "")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.text(), "Contact: x");
+}
+
+#[tokio::test]
+async fn no_listing_safe_redirects_and_escaped_error_pages() {
+    let dir = site();
+    let (relive, host) = start(dir.path());
+    let mut conn = Conn::open(&relive).await;
+
+    // A folder without index.html is not listed.
+    let answer = conn.get(&host, "/nolisting/", "").await.unwrap();
+    assert_eq!(answer.status, 404);
+    assert!(!answer.text().contains("private-name"), "{}", answer.text());
+    conn.canary(&host, "a folder without index").await;
+
+    // The folder redirect keeps the path relative to this host, whatever the spelling.
+    let answer = conn.get(&host, "/evil.com", "").await.unwrap();
+    assert_eq!(answer.status, 307);
+    assert_eq!(answer.header("location").as_deref(), Some("/evil.com/"));
+    conn.canary(&host, "a folder redirect").await;
+    for target in ["//evil.com", "/%2fevil.com", "/%5cevil.com", "/\\evil.com"] {
+        let answer = conn.get(&host, target, "").await;
+        let answer = answer.unwrap_or_else(|| panic!("{target}: connection closed"));
+        let location = answer.header("location").unwrap_or_default();
+        assert!(
+            !location.starts_with("//") && !location.starts_with("/\\"),
+            "{target} redirected off-site to {location}"
+        );
+        conn.canary(&host, target).await;
+    }
+
+    // Error pages escape the path and forbid everything active.
+    let answer = conn
+        .get(&host, "/%3Cscript%3Ealert(1)%3C/script%3E.html", "")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 404);
+    assert!(
+        !answer.text().contains("<script>alert(1)"),
+        "{}",
+        answer.text()
+    );
+    let csp = answer.header("content-security-policy").unwrap_or_default();
+    assert!(csp.contains("default-src 'none'"), "error page CSP: {csp}");
+    conn.canary(&host, "an error page").await;
+}
+
+#[tokio::test]
+async fn ranges_are_capped_and_bad_validators_are_harmless() {
+    let dir = site();
+    let (relive, host) = start(dir.path());
+    let mut conn = Conn::open(&relive).await;
+
+    let answer = conn
+        .get(&host, "/big.txt", "Range: bytes=0-9\r\n")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 206);
+    assert_eq!(answer.text(), "0123456789");
+    conn.canary(&host, "a range").await;
+
+    // Many overlapping ranges must not multiply the file into a huge multipart answer.
+    let many: Vec<String> = (0..200).map(|_| "0-9999".to_owned()).collect();
+    let header = format!("Range: bytes={}\r\n", many.join(","));
+    let answer = conn.get(&host, "/big.txt", &header).await.unwrap();
+    assert!(
+        answer.body.len() <= 10_000,
+        "200 overlapping ranges gave {} bytes (status {})",
+        answer.body.len(),
+        answer.status
+    );
+    conn.canary(&host, "many ranges").await;
+
+    for header in [
+        "Range: bytes=99999-\r\n",
+        "Range: bytes=-0\r\n",
+        "Range: bytes=9-1\r\n",
+        "Range: lines=1-2\r\n",
+        "If-None-Match: \"unterminated\r\n",
+        "If-Modified-Since: yesterday-ish\r\n",
+        "If-Range: garbage\r\nRange: bytes=0-1\r\n",
+    ] {
+        let answer = conn
+            .get(&host, "/big.txt", header)
+            .await
+            .unwrap_or_else(|| panic!("{header:?}: connection closed"));
+        assert!(
+            [200, 206, 416].contains(&answer.status),
+            "{header:?} answered {}",
+            answer.status
+        );
+        conn.canary(&host, header).await;
+    }
+}
+
+#[tokio::test]
+async fn a_symlinked_folder_leading_outside_the_root_is_never_followed() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("notes.txt"), SECRET).unwrap();
+    let dir = site();
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("linked")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("notes.txt"),
+        dir.path().join("notes.txt"),
+    )
+    .unwrap();
+    let (relive, host) = start(dir.path());
+    let mut conn = Conn::open(&relive).await;
+    for target in ["/linked/notes.txt", "/notes.txt", "/linked/"] {
+        let answer = conn.get(&host, target, "").await.unwrap();
+        assert_eq!(answer.status, 404, "{target}");
+        assert!(!answer.text().contains(SECRET), "{target} leaked the secret");
+        conn.canary(&host, target).await;
+    }
+}
