@@ -129,11 +129,7 @@ impl Conn {
         {
             loop {
                 if let Some(body) = relive::tunnel::dechunk(&self.buf) {
-                    let end = self
-                        .buf
-                        .windows(5)
-                        .position(|w| w == b"0\r\n\r\n")
-                        .unwrap();
+                    let end = self.buf.windows(5).position(|w| w == b"0\r\n\r\n").unwrap();
                     self.buf.drain(..end + 5);
                     answer.body = body;
                     break;
@@ -358,7 +354,10 @@ async fn a_symlinked_folder_leading_outside_the_root_is_never_followed() {
     for target in ["/linked/notes.txt", "/notes.txt", "/linked/"] {
         let answer = conn.get(&host, target, "").await.unwrap();
         assert_eq!(answer.status, 404, "{target}");
-        assert!(!answer.text().contains(SECRET), "{target} leaked the secret");
+        assert!(
+            !answer.text().contains(SECRET),
+            "{target} leaked the secret"
+        );
         conn.canary(&host, target).await;
     }
 }

@@ -1,4 +1,5 @@
-//! Signals from outside (SECURITY.md §3): `POST /__relive/notify` and `relive notify`.
+//! SECURITY.md §3, the control endpoint: `POST /__relive/notify` and `relive notify` (signals
+//! from outside reach every tab; refused ones produce nothing and leave the connection usable).
 
 mod common;
 
@@ -265,4 +266,65 @@ async fn messages_are_shown_as_text() {
     assert!(status.success(), "{stderr}");
     let text = browser.shown_as_text(".toast").await;
     assert_eq!(text, "<b>build</b> finished <img src=x onerror=alert(1)>");
+}
+
+#[tokio::test]
+async fn an_oversized_signal_is_refused_before_its_body_and_no_preflight_is_approved() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = site();
+    let relive = Relive::start(&["."], dir.path());
+    let token = relive.control_token();
+
+    // Only the head of a 10 MB signal: the 413 must come without relive waiting for the body.
+    let mut stream = tokio::net::TcpStream::connect(relive.addr).await.unwrap();
+    let head = format!(
+        "POST /__relive/notify HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 10000000\r\n\r\n",
+        relive.addr
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 512];
+    let n = tokio::time::timeout(common::PATIENCE, stream.read(&mut answer))
+        .await
+        .expect("the refusal arrives while the body is still unsent")
+        .unwrap();
+    assert_eq!(
+        statuses(&answer[..n]),
+        vec![413],
+        "{}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+
+    // A browser's preflight for a cross-site JSON POST is never approved, and nothing relive
+    // answers carries CORS permission.
+    for request in [
+        format!(
+            "OPTIONS /__relive/notify HTTP/1.1\r\nHost: {}\r\nOrigin: https://evil.example\r\n\
+             Access-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: authorization, content-type\r\n\
+             Access-Control-Request-Private-Network: true\r\nConnection: close\r\n\r\n",
+            relive.addr
+        ),
+        format!(
+            "GET /__relive/status HTTP/1.1\r\nHost: {}\r\nOrigin: https://evil.example\r\nConnection: close\r\n\r\n",
+            relive.addr
+        ),
+        format!(
+            "GET /__relive/client.js HTTP/1.1\r\nHost: {}\r\nOrigin: https://evil.example\r\nConnection: close\r\n\r\n",
+            relive.addr
+        ),
+    ] {
+        let bytes = raw(relive.addr, request.as_bytes()).await;
+        let status = statuses(&bytes);
+        let response = String::from_utf8_lossy(&bytes).to_ascii_lowercase();
+        assert!(
+            !response.contains("access-control-allow"),
+            "relive granted CORS: {response}"
+        );
+        assert!(
+            status
+                .first()
+                .is_some_and(|s| *s != 204 && (*s >= 400 || !request.starts_with("OPTIONS"))),
+            "a preflight must not succeed: {response}"
+        );
+    }
 }
