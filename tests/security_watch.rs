@@ -92,3 +92,44 @@ async fn an_editors_atomic_save_gives_one_reload_and_its_temp_files_none() {
     std::fs::write(site.path().join("canary.html"), "<p>canary</p>").unwrap();
     assert_eq!(next_reload(&mut socket).await, "canary.html changed");
 }
+
+#[tokio::test]
+async fn running_out_of_inotify_watches_falls_back_to_polling_and_says_how_to_fix_it() {
+    // A user namespace of the test's own, where inotify allows only 2 watches (the limit is
+    // per namespace, so nothing else on the machine is affected).
+    let unshare = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !require_tool("unshare --user (util-linux, user namespaces)", unshare) {
+        return;
+    }
+    let site = one_page_site();
+    for dir in ["a", "b", "c", "d"] {
+        std::fs::create_dir(site.path().join(dir)).unwrap();
+    }
+    let relive = Relive::start_wrapped(
+        &[
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "sh",
+            "-c",
+            "echo 2 > /proc/sys/user/max_inotify_watches && exec \"$0\" \"$@\"",
+        ],
+        &["."],
+        site.path(),
+    );
+    // Said while starting, before the `listening` line.
+    let said = &relive.before_listening;
+    assert!(
+        said.contains("native file watching failed")
+            && said.contains("polling")
+            && said.contains("max_user_watches"),
+        "{said}"
+    );
+    // Polling works: a change deep in the tree still reloads the tab.
+    let (mut socket, _) = connect_and_hello(relive.addr).await;
+    std::fs::write(site.path().join("d/page.html"), "<p>polled</p>").unwrap();
+    assert_eq!(next_reload(&mut socket).await, "d/page.html changed");
+}

@@ -28,6 +28,8 @@ pub struct Relive {
     pub runtime_dir: tempfile::TempDir,
     /// relive's stderr lines after the `listening` line.
     pub lines: mpsc::Receiver<String>,
+    /// What relive logged before it was listening.
+    pub before_listening: String,
 }
 
 /// What a relive that did not start said, and how it exited.
@@ -38,7 +40,20 @@ pub struct StartFailure {
 }
 
 fn command(args: &[&str], cwd: &Path, runtime_dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_relive"));
+    wrapped_command(&[], args, cwd, runtime_dir)
+}
+
+/// `wrapper… relive args…`: relive started by another program that then execs it.
+fn wrapped_command(wrapper: &[&str], args: &[&str], cwd: &Path, runtime_dir: &Path) -> Command {
+    let binary = env!("CARGO_BIN_EXE_relive");
+    let mut command = match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut command = Command::new(program);
+            command.args(rest).arg(binary);
+            command
+        }
+        None => Command::new(binary),
+    };
     command
         .args(args)
         .current_dir(cwd)
@@ -85,6 +100,24 @@ impl Relive {
         cwd: &Path,
         env: &[(&str, &str)],
     ) -> Result<Relive, StartFailure> {
+        Relive::try_start_wrapped(&[], args, cwd, env)
+    }
+
+    /// Like `start`, with relive started through `wrapper` (which must exec it, keeping the
+    /// process id): `unshare … sh -c '…; exec "$0" "$@"'`.
+    pub fn start_wrapped(wrapper: &[&str], args: &[&str], cwd: &Path) -> Relive {
+        match Relive::try_start_wrapped(wrapper, args, cwd, &[]) {
+            Ok(relive) => relive,
+            Err(failure) => panic!("relive did not start: {failure:?}"),
+        }
+    }
+
+    pub fn try_start_wrapped(
+        wrapper: &[&str],
+        args: &[&str],
+        cwd: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<Relive, StartFailure> {
         // relive's own flags go before a `--` (what follows is the dev server's command).
         let split = args.iter().position(|a| *a == "--").unwrap_or(args.len());
         let (own, dev_command) = args.split_at(split);
@@ -95,7 +128,7 @@ impl Relive {
         }
         all.extend(dev_command);
         let runtime_dir = tempfile::tempdir().expect("a temp runtime dir");
-        let mut child = command(&all, cwd, runtime_dir.path())
+        let mut child = wrapped_command(wrapper, &all, cwd, runtime_dir.path())
             .envs(env.iter().copied())
             .spawn()
             .expect("the relive binary runs");
@@ -122,6 +155,7 @@ impl Relive {
                             addr: SocketAddr::from(([127, 0, 0, 1], port)),
                             runtime_dir,
                             lines,
+                            before_listening: seen,
                         });
                     }
                     seen.push_str(&line);
