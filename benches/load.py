@@ -7,9 +7,14 @@ Starts nginx as the origin serving a fixed folder, nginx as a reverse proxy in f
 each with wrk at 1 and 50 connections for a small HTML page (injected by the injecting rows) and
 a 100 KB JS asset (passthrough), then prints requests/s, p50/p99 and relive's ratio to nginx.
 
+With --peers it also runs the other live-reload tools on the same folder and origin:
+live-server 1.2.2 (static, injects), browser-sync 3.0.4 serving the folder and browser-sync
+proxying the nginx origin (both inject), installed once with npm under
+~/.cache/relive/peers; then it prints relive's ratio to each and every server's RSS after load.
+
 Needs nginx (Debian's nginx-light) and wrk; builds relive in release mode first:
 
-    cargo build --release && python3 benches/load.py [--seconds 5]
+    cargo build --release && python3 benches/load.py [--seconds 5] [--peers]
 
 Every server listens on 127.0.0.1 only; every run is bounded by --seconds; everything started
 here is stopped on exit.
@@ -115,12 +120,40 @@ def wrk(url, connections, seconds):
     return rps, pct.get("50"), pct.get("99")
 
 
+PEERS = ["live-server@1.2.2", "browser-sync@3.0.4"]
+
+
+def install_peers():
+    """Installs the peer tools once (pinned) and returns their bin folder."""
+    prefix = os.path.join(os.path.expanduser("~"), ".cache", "relive", "peers")
+    bin_dir = os.path.join(prefix, "node_modules", ".bin")
+    if not all(os.path.exists(os.path.join(bin_dir, n)) for n in ("live-server", "browser-sync")):
+        if not shutil.which("npm"):
+            sys.exit("--peers needs npm (Node 20+)")
+        os.makedirs(prefix, exist_ok=True)
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", prefix, *PEERS],
+                       check=True, timeout=600, stdout=subprocess.DEVNULL)
+    return bin_dir
+
+
+def rss_mib(pid):
+    """Resident memory of a process (node or relive), in MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
     parser.add_argument("--relive", default=None, help="path to the relive binary")
     parser.add_argument("--json", default=None, help="also write the results to this file")
+    parser.add_argument("--peers", action="store_true",
+                        help="also measure live-server and browser-sync (installed with npm)")
     args = parser.parse_args()
+    peers_bin = install_peers() if args.peers else None
     for tool in ("nginx", "wrk"):
         if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
             sys.exit(f"{tool} not found: apt-get install -y nginx-light wrk")
@@ -133,7 +166,10 @@ def main():
     site = os.path.join(work, "site")
     os.mkdir(site)
     write_site(site)
-    ports = {name: free_port() for name in ("origin", "proxy", "subfilter", "relive", "static")}
+    names = ["origin", "proxy", "subfilter", "relive", "static"]
+    if peers_bin:
+        names += ["live_server", "bs_static", "bs_proxy"]
+    ports = {name: free_port() for name in names}
     with open(os.path.join(work, "nginx.conf"), "w") as f:
         f.write(NGINX_CONF.format(dir=work, site=site, tag=TAG, **ports))
 
@@ -157,6 +193,20 @@ def main():
          "--strict-port", "--quiet"], cwd=work))
     procs.append(subprocess.Popen(
         [relive_bin, site, "--port", str(ports["static"]), "--strict-port", "--quiet", "--no-watch"], cwd=work))
+    pids = {"relive": procs[-2].pid, "static": procs[-1].pid}
+    if peers_bin:
+        quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
+        bs = [os.path.join(peers_bin, "browser-sync"), "start", "--listen", "127.0.0.1", "--no-open",
+              "--no-ui", "--no-notify", "--logLevel", "silent"]
+        for key, cmd in (
+            ("live_server", [os.path.join(peers_bin, "live-server"), f"--port={ports['live_server']}",
+                             "--host=127.0.0.1", "--no-browser", "--quiet", site]),
+            ("bs_static", bs + ["--server", site, "--port", str(ports["bs_static"])]),
+            ("bs_proxy", bs + ["--proxy", f"http://127.0.0.1:{ports['origin']}",
+                               "--port", str(ports["bs_proxy"])]),
+        ):
+            procs.append(subprocess.Popen(cmd, **quiet))
+            pids[key] = procs[-1].pid
     for port in ports.values():
         wait_port(port)
 
@@ -167,6 +217,12 @@ def main():
         ("relive --proxy", "relive"),
         ("relive static", "static"),
     ]
+    if peers_bin:
+        rows += [
+            ("live-server (static)", "live_server"),
+            ("browser-sync --server", "bs_static"),
+            ("browser-sync --proxy", "bs_proxy"),
+        ]
     results = {}
     print(f"relive load benchmark — {time.strftime('%Y-%m-%d %H:%M')} — {os.cpu_count()} cores — wrk {args.seconds}s per row\n")
     for path, what in (("/index.html", "small HTML page (injected by sub_filter and relive)"),
@@ -182,7 +238,20 @@ def main():
             bar = "subfilter" if path.endswith(".html") else "proxy"
             nginx_row = results[(path, connections, bar)]
             print(f"  → relive / nginx {'sub_filter' if bar == 'subfilter' else 'proxy_pass'}: "
-                  f"{relive[0] / nginx_row[0]:.2f}× req/s, p99 {relive[2] - nginx_row[2]:+.3f} ms\n")
+                  f"{relive[0] / nginx_row[0]:.2f}× req/s, p99 {relive[2] - nginx_row[2]:+.3f} ms")
+            if peers_bin:
+                static = results[(path, connections, "static")]
+                for mine, theirs, label in (
+                    (static, results[(path, connections, "live_server")], "relive static / live-server"),
+                    (static, results[(path, connections, "bs_static")], "relive static / browser-sync --server"),
+                    (relive, results[(path, connections, "bs_proxy")], "relive --proxy / browser-sync --proxy"),
+                ):
+                    print(f"  → {label}: {mine[0] / theirs[0]:.1f}× req/s, p99 {mine[2] - theirs[2]:+.3f} ms")
+            print()
+    print("resident memory after the load (VmRSS)")
+    for key, pid in pids.items():
+        label = next(label for label, k in rows if k == key)
+        print(f"  {label:24} {rss_mib(pid):6.1f} MiB")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({f"{p} c{c} {k}": v for (p, c, k), v in results.items()}, f, indent=2)
