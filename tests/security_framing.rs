@@ -165,3 +165,78 @@ async fn oversized_heads_are_refused() {
         "canary"
     );
 }
+
+#[tokio::test]
+async fn an_h2c_upgrade_is_never_forwarded() {
+    let (upstream, _dir, relive) = relive_in_front().await;
+    // As a client sends it, and without `Connection` naming the headers (so the hop-by-hop
+    // rule alone would not remove them).
+    for connection in ["close, Upgrade, HTTP2-Settings", "close"] {
+        let request = format!(
+            "GET /h2c HTTP/1.1\r\nHost: {}\r\nConnection: {connection}\r\nUpgrade: h2c\r\n\
+             HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+            relive.addr
+        );
+        let answer = raw(relive.addr, request.as_bytes()).await;
+        assert_ne!(
+            status_of(&answer),
+            101,
+            "{}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    for head in seen(&upstream, "/h2c") {
+        let head = head.to_ascii_lowercase();
+        assert!(
+            !head.contains("upgrade: h2c") && !head.contains("http2-settings"),
+            "the h2c upgrade reached the upstream:\n{head}"
+        );
+    }
+    assert_eq!(
+        get(relive.addr, "/plain", NAVIGATION).await.status,
+        200,
+        "canary"
+    );
+}
+
+#[tokio::test]
+async fn a_request_hidden_in_a_body_is_never_parsed_out_of_it() {
+    let (upstream, _dir, relive) = relive_in_front().await;
+    let hidden = format!("GET /smuggled HTTP/1.1\r\nHost: {}\r\n\r\n", relive.addr);
+    for (what, request) in [
+        (
+            "inside a length",
+            format!(
+                "POST /carrier-1 HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{hidden}",
+                relive.addr,
+                hidden.len()
+            ),
+        ),
+        (
+            "after a terminating chunk inside a chunk",
+            format!(
+                "POST /carrier-2 HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n0\r\n\r\n{hidden}\r\n0\r\n\r\n",
+                relive.addr,
+                hidden.len() + 5
+            ),
+        ),
+        (
+            "behind a malformed chunk size",
+            format!(
+                "POST /carrier-3 HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{hidden}\r\n0\r\n\r\n",
+                relive.addr
+            ),
+        ),
+    ] {
+        let _ = raw(relive.addr, request.as_bytes()).await;
+        assert!(
+            seen(&upstream, "/smuggled").is_empty(),
+            "{what}: a request was parsed out of a body"
+        );
+        assert_eq!(
+            get(relive.addr, "/plain", NAVIGATION).await.status,
+            200,
+            "canary after {what}"
+        );
+    }
+}
