@@ -167,6 +167,30 @@ async fn connect_is_refused_and_relive_adds_no_cors() {
             response.headers
         );
     }
+    // The upstream's own CORS headers pass exactly as it sent them (relive neither adds to
+    // them nor drops them).
+    let response = common::get(relive.addr, "/cors", &[("Origin", "https://app.example")]).await;
+    let cors: Vec<(String, String)> = response
+        .headers
+        .iter()
+        .filter(|(n, _)| n.starts_with("access-control-"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        cors,
+        [
+            (
+                "access-control-allow-origin".to_owned(),
+                "https://app.example".to_owned()
+            ),
+            (
+                "access-control-allow-credentials".to_owned(),
+                "true".to_owned()
+            )
+        ],
+        "{:?}",
+        response.headers
+    );
 }
 
 #[tokio::test]

@@ -325,6 +325,15 @@ async fn respond(
             ];
             fixed(stream, "200 OK", &headers, PAGE.as_bytes(), head_request).await
         }
+        "/cors" => {
+            let headers = [
+                ("Content-Type", "application/json"),
+                ("Access-Control-Allow-Origin", "https://app.example"),
+                ("Access-Control-Allow-Credentials", "true"),
+                ("Vary", "Origin"),
+            ];
+            fixed(stream, "200 OK", &headers, b"{}", head_request).await
+        }
         "/csp" => {
             let headers = [HTML, ("Content-Security-Policy", "default-src 'none'")];
             fixed(stream, "200 OK", &headers, PAGE.as_bytes(), head_request).await
