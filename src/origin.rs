@@ -197,7 +197,7 @@ impl Origin {
         };
         let path = request.uri().path().to_owned();
         match files.serve(request).await {
-            Served::Response(served) => served.map(|body| body.boxed_unsync()),
+            Served::Response(served) => served,
             Served::Redirect(location) => {
                 let mut redirect = response(
                     StatusCode::TEMPORARY_REDIRECT,
