@@ -80,6 +80,26 @@ async fn script(mut stream: TcpStream) {
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 return;
             }
+            "/two-lengths" => {
+                let page = format!("{PAGE_HEAD}<p>ambiguous</p></body></html>");
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nContent-Length: {}\r\n\r\n{page}",
+                    page.len(),
+                    page.len() + 40
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                return;
+            }
+            "/bad-chunk" => {
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n{}\r\nzz\r\nmore\r\n0\r\n\r\n",
+                    &PAGE_HEAD[..16]
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                return;
+            }
             "/trickle" => {
                 let page = format!("{PAGE_HEAD}<p>slow</p></body></html>");
                 let head = format!(
@@ -178,6 +198,28 @@ async fn a_page_cut_off_by_the_upstream_is_aborted_never_completed() {
         assert!(
             upstream.accepted.load(Ordering::SeqCst) > before,
             "{path}: the faulty connection was reused"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_upstream_answer_with_conflicting_lengths_or_a_bad_chunk_is_never_passed_as_complete() {
+    let upstream = Scripted::start().await;
+    let (_dir, relive) = start(&upstream, "");
+    for path in ["/two-lengths", "/bad-chunk"] {
+        let answer = whole(relive.addr, path).await;
+        let complete_200 = answer.starts_with("HTTP/1.1 200")
+            && (answer.ends_with("0\r\n\r\n") || answer.contains("Content-Length"));
+        assert!(
+            !complete_200,
+            "{path}: an ambiguous upstream answer was passed on as complete:\n{answer}"
+        );
+        let before = upstream.accepted.load(Ordering::SeqCst);
+        let canary = get(relive.addr, "/ok", NAVIGATION).await;
+        assert_eq!(canary.status, 200, "{path}: canary");
+        assert!(
+            upstream.accepted.load(Ordering::SeqCst) > before,
+            "{path}: the faulty upstream connection was reused"
         );
     }
 }

@@ -192,6 +192,12 @@ fn self_signed(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBu
     (cert, key)
 }
 
+/// `--cert CERT --key KEY SITE`.
+fn pair_args<'a>(cert: &'a Path, key: &'a Path, site: &'a Path) -> [&'a str; 5] {
+    let text = |p: &'a Path| p.to_str().unwrap();
+    ["--cert", text(cert), "--key", text(key), text(site)]
+}
+
 #[tokio::test]
 async fn the_users_own_pair_is_served_and_a_mismatched_pair_is_a_clear_error() {
     let site = common::one_page_site();
@@ -199,18 +205,9 @@ async fn the_users_own_pair_is_served_and_a_mismatched_pair_is_a_clear_error() {
     let (cert_a, key_a) = self_signed(files.path(), "a");
     let (_, key_b) = self_signed(files.path(), "b");
 
-    let failure = Relive::try_start(
-        &[
-            "--cert",
-            cert_a.to_str().unwrap(),
-            "--key",
-            key_b.to_str().unwrap(),
-            site.path().to_str().unwrap(),
-        ],
-        site.path(),
-    )
-    .err()
-    .expect("a mismatched pair must not start");
+    let failure = Relive::try_start(&pair_args(&cert_a, &key_b, site.path()), site.path())
+        .err()
+        .expect("a mismatched pair must not start");
     assert!(!failure.status.success());
     assert!(
         failure.stderr.contains("do not belong together")
@@ -221,13 +218,7 @@ async fn the_users_own_pair_is_served_and_a_mismatched_pair_is_a_clear_error() {
     );
 
     let missing = Relive::try_start(
-        &[
-            "--cert",
-            files.path().join("nope.pem").to_str().unwrap(),
-            "--key",
-            key_a.to_str().unwrap(),
-            site.path().to_str().unwrap(),
-        ],
+        &pair_args(&files.path().join("nope.pem"), &key_a, site.path()),
         site.path(),
     )
     .err()
@@ -238,16 +229,7 @@ async fn the_users_own_pair_is_served_and_a_mismatched_pair_is_a_clear_error() {
         missing.stderr
     );
 
-    let relive = Relive::start(
-        &[
-            "--cert",
-            cert_a.to_str().unwrap(),
-            "--key",
-            key_a.to_str().unwrap(),
-            site.path().to_str().unwrap(),
-        ],
-        site.path(),
-    );
+    let relive = Relive::start(&pair_args(&cert_a, &key_a, site.path()), site.path());
     let stream = tls_connect(&client_trusting(&cert_a), relive.addr, "localhost")
         .await
         .expect("relive serves the user's certificate");

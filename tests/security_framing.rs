@@ -240,3 +240,37 @@ async fn a_request_hidden_in_a_body_is_never_parsed_out_of_it() {
         );
     }
 }
+
+#[tokio::test]
+async fn idle_and_half_sent_requests_do_not_hold_a_connection_forever() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_upstream, _dir, relive) = relive_in_front().await;
+    // pingora gives a connection 60 s per read of a request head; wait a little longer.
+    let bound = std::time::Duration::from_secs(90);
+    let closed_within = |prefix: &'static [u8]| {
+        let addr = relive.addr;
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stream.write_all(prefix).await.unwrap();
+            let mut buf = [0u8; 1024];
+            loop {
+                match tokio::time::timeout(bound, stream.read(&mut buf)).await {
+                    Err(_) => return false,
+                    Ok(Ok(0)) | Ok(Err(_)) => return true,
+                    Ok(Ok(_)) => {} // an error answer before the close is fine
+                }
+            }
+        }
+    };
+    let (idle, half) = tokio::join!(
+        closed_within(b""),
+        closed_within(b"GET /plain HTTP/1.1\r\nHost: localhost\r\n")
+    );
+    assert!(idle, "a connection that never sent a byte was kept open");
+    assert!(half, "a connection that sent half a head was kept open");
+    assert_eq!(
+        get(relive.addr, "/plain", NAVIGATION).await.status,
+        200,
+        "canary"
+    );
+}

@@ -8,9 +8,10 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{PATIENCE, Relive};
+use common::Relive;
+use common::keepalive::{Answer, Conn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 const PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>t</title></head><body><p>page</p></body></html>";
 
@@ -133,109 +134,19 @@ async fn canned_upstream() -> SocketAddr {
     addr
 }
 
-/// One answer off a kept-alive connection.
-struct Answer {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
+/// `METHOD target` as a browser asks for a page (plus `extra` header lines), on `conn`.
+async fn ask(conn: &mut Conn, method: &str, target: &str, extra: &str) -> Answer {
+    let extra = format!("Accept: text/html,*/*;q=0.8\r\n{extra}");
+    conn.request(method, target, &extra)
+        .await
+        .unwrap_or_else(|| panic!("{method} {target} {extra:?}: no complete answer"))
 }
 
-impl Answer {
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().find_map(|line| {
-            let (n, v) = line.split_once(':')?;
-            n.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_owned())
-        })
-    }
-
-    fn tags(&self) -> usize {
-        String::from_utf8_lossy(&self.body)
-            .matches("data-relive")
-            .count()
-    }
-}
-
-struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-    host: String,
-}
-
-impl Conn {
-    async fn open(addr: SocketAddr) -> Conn {
-        Conn {
-            stream: TcpStream::connect(addr).await.unwrap(),
-            buf: Vec::new(),
-            host: format!("localhost:{}", addr.port()),
-        }
-    }
-
-    async fn fill(&mut self) -> bool {
-        let mut chunk = [0u8; 16 * 1024];
-        let n = tokio::time::timeout(PATIENCE, self.stream.read(&mut chunk))
-            .await
-            .expect("an answer in time")
-            .unwrap_or(0);
-        self.buf.extend_from_slice(&chunk[..n]);
-        n > 0
-    }
-
-    /// `METHOD target` as a browser navigation (plus `extra` header lines); one answer.
-    async fn ask(&mut self, method: &str, target: &str, extra: &str) -> Answer {
-        let request = format!(
-            "{method} {target} HTTP/1.1\r\nHost: {}\r\nAccept: text/html,*/*;q=0.8\r\n{extra}\r\n",
-            self.host
-        );
-        self.stream.write_all(request.as_bytes()).await.unwrap();
-        let end = loop {
-            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break end;
-            }
-            assert!(self.fill().await, "{target}: closed before an answer");
-        };
-        let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-        self.buf.drain(..end + 4);
-        let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let mut answer = Answer {
-            status,
-            head,
-            body: Vec::new(),
-        };
-        if method == "HEAD" || status == 204 || status == 304 {
-            return answer;
-        }
-        if let Some(length) = answer.header("content-length") {
-            let length: usize = length.parse().unwrap();
-            while self.buf.len() < length {
-                assert!(self.fill().await, "{target}: body cut short");
-            }
-            answer.body = self.buf.drain(..length).collect();
-        } else if answer
-            .header("transfer-encoding")
-            .is_some_and(|te| te.contains("chunked"))
-        {
-            loop {
-                if let Some(body) = relive::tunnel::dechunk(&self.buf) {
-                    let end = self.buf.windows(5).position(|w| w == b"0\r\n\r\n").unwrap();
-                    self.buf.drain(..end + 5);
-                    answer.body = body;
-                    break;
-                }
-                assert!(self.fill().await, "{target}: chunked body cut short");
-            }
-        } else {
-            panic!("{target}: an answer without framing: {}", answer.head);
-        }
-        answer
-    }
-
-    async fn canary(&mut self, after: &str) {
-        let answer = self.ask("GET", "/page", "").await;
-        assert_eq!(answer.status, 200, "canary after {after}");
-        assert_eq!(answer.tags(), 1, "canary after {after}");
-    }
+/// The canary: a page, injected once, on the same connection.
+async fn canary(conn: &mut Conn, after: &str) {
+    let answer = ask(conn, "GET", "/page", "").await;
+    assert_eq!(answer.status, 200, "canary after {after}");
+    assert_eq!(answer.tags(), 1, "canary after {after}");
 }
 
 #[tokio::test]
@@ -253,7 +164,7 @@ async fn only_page_navigations_get_the_client_and_rewritten_pages_do_not_lie() {
     let mut conn = Conn::open(relive.addr).await;
 
     // A page: one tag, and no header that describes the upstream's bytes.
-    let page = conn.ask("GET", "/page", "").await;
+    let page = ask(&mut conn, "GET", "/page", "").await;
     assert_eq!(page.tags(), 1);
     assert_eq!(page.header("content-length"), None, "{}", page.head);
     assert_eq!(page.header("last-modified"), None, "{}", page.head);
@@ -268,7 +179,7 @@ async fn only_page_navigations_get_the_client_and_rewritten_pages_do_not_lie() {
         PAGE,
         "nothing but the tag was added"
     );
-    conn.canary("a page").await;
+    canary(&mut conn, "a page").await;
 
     // Passed exactly as they came: not pages, not navigations, or not safely decodable.
     let untouched: &[(&str, &str, &str)] = &[
@@ -292,7 +203,7 @@ async fn only_page_navigations_get_the_client_and_rewritten_pages_do_not_lie() {
         ("GET", "/page", "Turbo-Frame: main\r\n"),
     ];
     for (method, path, extra) in untouched {
-        let answer = conn.ask(method, path, extra).await;
+        let answer = ask(&mut conn, method, path, extra).await;
         let (_, _, body) = canned(path);
         assert_eq!(answer.tags(), 0, "{path} {extra:?}");
         assert_eq!(answer.body, body, "{path} {extra:?}: bytes changed");
@@ -309,27 +220,27 @@ async fn only_page_navigations_get_the_client_and_rewritten_pages_do_not_lie() {
                 "untouched ETag"
             );
         }
-        conn.canary(&format!("{path} {extra:?}")).await;
+        canary(&mut conn, &format!("{path} {extra:?}")).await;
     }
 
     // 204 and HEAD carry no body, so no tag; HEAD drops the length it cannot know.
-    let answer = conn.ask("GET", "/no-content", "").await;
+    let answer = ask(&mut conn, "GET", "/no-content", "").await;
     assert_eq!(answer.status, 204);
-    conn.canary("a 204").await;
-    let answer = conn.ask("HEAD", "/page", "").await;
+    canary(&mut conn, "a 204").await;
+    let answer = ask(&mut conn, "HEAD", "/page", "").await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.header("content-length"), None, "{}", answer.head);
-    conn.canary("a HEAD").await;
+    canary(&mut conn, "a HEAD").await;
 
     // Compressed pages are decoded once and injected; the coding header goes with the bytes.
-    let answer = conn.ask("GET", "/gzip", "").await;
+    let answer = ask(&mut conn, "GET", "/gzip", "").await;
     assert_eq!(answer.tags(), 1);
     assert_eq!(answer.header("content-encoding"), None);
     assert!(String::from_utf8_lossy(&answer.body).starts_with("<!doctype html>"));
-    conn.canary("a gzip page").await;
+    canary(&mut conn, "a gzip page").await;
 
     // A CSP nonce is copied onto the tag; the policy is never loosened.
-    let answer = conn.ask("GET", "/nonce", "").await;
+    let answer = ask(&mut conn, "GET", "/nonce", "").await;
     let body = String::from_utf8_lossy(&answer.body).into_owned();
     let tag = &body[body.find("<script").unwrap()..body.find("</script>").unwrap()];
     assert!(
@@ -340,15 +251,15 @@ async fn only_page_navigations_get_the_client_and_rewritten_pages_do_not_lie() {
         answer.header("content-security-policy").as_deref(),
         Some("script-src 'nonce-r4nd0m'; connect-src 'self'")
     );
-    conn.canary("a nonce page").await;
+    canary(&mut conn, "a nonce page").await;
 
     // A page that already has relive's tag is not given a second.
-    let answer = conn.ask("GET", "/already", "").await;
+    let answer = ask(&mut conn, "GET", "/already", "").await;
     assert_eq!(answer.tags(), 1);
-    conn.canary("an injected page").await;
+    canary(&mut conn, "an injected page").await;
 
     // A legacy-charset page keeps its bytes and its early <meta charset>.
-    let answer = conn.ask("GET", "/late-charset", "").await;
+    let answer = ask(&mut conn, "GET", "/late-charset", "").await;
     let (_, _, original) = canned("/late-charset");
     let meta = b"<meta charset=\"windows-1252\">";
     let at = |bytes: &[u8]| bytes.windows(meta.len()).position(|w| w == meta);
@@ -359,7 +270,7 @@ async fn only_page_navigations_get_the_client_and_rewritten_pages_do_not_lie() {
         "the page's own bytes were re-encoded"
     );
     assert_eq!(answer.tags(), 1);
-    conn.canary("a windows-1252 page").await;
+    canary(&mut conn, "a windows-1252 page").await;
 }
 
 #[tokio::test]
@@ -367,7 +278,7 @@ async fn the_same_rules_hold_for_the_folder_relive_serves() {
     let site = common::one_page_site();
     let relive = Relive::start(&[site.path().to_str().unwrap(), "--no-watch"], site.path());
     let mut conn = Conn::open(relive.addr).await;
-    let page = conn.ask("GET", "/index.html", "").await;
+    let page = ask(&mut conn, "GET", "/index.html", "").await;
     assert_eq!(page.tags(), 1);
     assert_eq!(page.header("last-modified"), None, "{}", page.head);
     let etag = page.header("etag");
@@ -381,16 +292,16 @@ async fn the_same_rules_hold_for_the_folder_relive_serves() {
         "X-Requested-With: XMLHttpRequest\r\n",
         "Range: bytes=0-20\r\n",
     ] {
-        let answer = conn.ask("GET", "/index.html", extra).await;
+        let answer = ask(&mut conn, "GET", "/index.html", extra).await;
         assert_eq!(answer.tags(), 0, "{extra:?}");
         let file = std::fs::read(site.path().join("index.html")).unwrap();
         assert!(file.starts_with(&answer.body), "{extra:?}: bytes changed");
-        let page = conn.ask("GET", "/index.html", "").await;
+        let page = ask(&mut conn, "GET", "/index.html", "").await;
         assert_eq!(page.tags(), 1, "canary after {extra:?}");
     }
-    let head = conn.ask("HEAD", "/index.html", "").await;
+    let head = ask(&mut conn, "HEAD", "/index.html", "").await;
     assert_eq!(head.status, 200);
     assert_eq!(head.header("content-length"), None, "{}", head.head);
-    let page = conn.ask("GET", "/index.html", "").await;
+    let page = ask(&mut conn, "GET", "/index.html", "").await;
     assert_eq!(page.tags(), 1, "canary after HEAD");
 }

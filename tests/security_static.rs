@@ -7,9 +7,8 @@ mod common;
 
 use std::path::Path;
 
-use common::{PATIENCE, Relive};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use common::Relive;
+use common::keepalive::Conn;
 
 const SECRET: &str = "TOPSECRET-7f3a";
 
@@ -46,130 +45,25 @@ fn site() -> tempfile::TempDir {
     dir
 }
 
-/// One response read off a kept-alive connection, framed by its Content-Length (or chunked).
-struct Answer {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
+/// The canary: the page itself, on the same connection.
+async fn canary(conn: &mut Conn, after: &str) {
+    let answer = conn
+        .request("GET", "/", "")
+        .await
+        .unwrap_or_else(|| panic!("the connection closed after {after}"));
+    assert_eq!(answer.status, 200, "canary after {after}");
+    assert!(answer.text().contains("canary"), "canary after {after}");
 }
 
-impl Answer {
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().find_map(|line| {
-            let (n, v) = line.split_once(':')?;
-            n.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_owned())
-        })
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-/// A connection that keeps one buffer across requests.
-struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Conn {
-    async fn open(relive: &Relive) -> Conn {
-        Conn {
-            stream: TcpStream::connect(relive.addr).await.unwrap(),
-            buf: Vec::new(),
-        }
-    }
-
-    async fn fill(&mut self) -> bool {
-        let mut chunk = [0u8; 16 * 1024];
-        let n = tokio::time::timeout(PATIENCE, self.stream.read(&mut chunk))
-            .await
-            .expect("an answer in time")
-            .unwrap_or(0);
-        self.buf.extend_from_slice(&chunk[..n]);
-        n > 0
-    }
-
-    /// Sends `request` (raw bytes) and reads exactly one answer; `None` if the connection
-    /// closed first.
-    async fn send(&mut self, request: &[u8], head_request: bool) -> Option<Answer> {
-        self.stream.write_all(request).await.ok()?;
-        let end = loop {
-            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break end;
-            }
-            if !self.fill().await {
-                return None;
-            }
-        };
-        let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-        self.buf.drain(..end + 4);
-        let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let mut answer = Answer {
-            status,
-            head,
-            body: Vec::new(),
-        };
-        if head_request || status == 304 || status == 204 {
-            return Some(answer);
-        }
-        if let Some(length) = answer.header("content-length") {
-            let length: usize = length.parse().unwrap();
-            while self.buf.len() < length {
-                if !self.fill().await {
-                    break;
-                }
-            }
-            answer.body = self.buf.drain(..length.min(self.buf.len())).collect();
-        } else if answer
-            .header("transfer-encoding")
-            .is_some_and(|te| te.contains("chunked"))
-        {
-            loop {
-                if let Some(body) = relive::tunnel::dechunk(&self.buf) {
-                    let end = self.buf.windows(5).position(|w| w == b"0\r\n\r\n").unwrap();
-                    self.buf.drain(..end + 5);
-                    answer.body = body;
-                    break;
-                }
-                if !self.fill().await {
-                    break;
-                }
-            }
-        }
-        Some(answer)
-    }
-
-    /// `GET target` with the given extra header lines.
-    async fn get(&mut self, host: &str, target: &str, extra: &str) -> Option<Answer> {
-        let request = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n");
-        self.send(request.as_bytes(), false).await
-    }
-
-    /// The canary: the page itself, on this same connection.
-    async fn canary(&mut self, host: &str, after: &str) {
-        let answer = self
-            .get(host, "/", "")
-            .await
-            .unwrap_or_else(|| panic!("the connection closed after {after}"));
-        assert_eq!(answer.status, 200, "canary after {after}");
-        assert!(answer.text().contains("canary"), "canary after {after}");
-    }
-}
-
-fn start(root: &Path) -> (Relive, String) {
-    let relive = Relive::start(&[root.to_str().unwrap(), "--no-watch"], root);
-    let host = format!("localhost:{}", relive.addr.port());
-    (relive, host)
+fn start(root: &Path) -> Relive {
+    Relive::start(&[root.to_str().unwrap(), "--no-watch"], root)
 }
 
 #[tokio::test]
 async fn malformed_paths_are_400_and_the_connection_stays_usable() {
     let dir = site();
-    let (relive, host) = start(dir.path());
-    let mut conn = Conn::open(&relive).await;
+    let relive = start(dir.path());
+    let mut conn = Conn::open(relive.addr).await;
     for target in [
         "/bad%zzescape",
         "/trailing%",
@@ -185,20 +79,20 @@ async fn malformed_paths_are_400_and_the_connection_stays_usable() {
         "/evil.com/../.env",
     ] {
         let answer = conn
-            .get(&host, target, "")
+            .request("GET", target, "")
             .await
             .unwrap_or_else(|| panic!("{target}: connection closed instead of a 400"));
         assert_eq!(answer.status, 400, "{target}: {}", answer.text());
         assert!(!answer.text().contains(SECRET), "{target}");
-        conn.canary(&host, target).await;
+        canary(&mut conn, target).await;
     }
 }
 
 #[tokio::test]
 async fn dotfiles_and_secret_files_are_never_served_however_they_are_spelled() {
     let dir = site();
-    let (relive, host) = start(dir.path());
-    let mut conn = Conn::open(&relive).await;
+    let relive = start(dir.path());
+    let mut conn = Conn::open(relive.addr).await;
     for target in [
         "/.env",
         "/.ENV",
@@ -223,7 +117,7 @@ async fn dotfiles_and_secret_files_are_never_served_however_they_are_spelled() {
         "/ID_RSA",
     ] {
         let answer = conn
-            .get(&host, target, "")
+            .request("GET", target, "")
             .await
             .unwrap_or_else(|| panic!("{target}: connection closed"));
         assert!(
@@ -235,11 +129,11 @@ async fn dotfiles_and_secret_files_are_never_served_however_they_are_spelled() {
             !answer.text().contains(SECRET),
             "{target} leaked the secret"
         );
-        conn.canary(&host, target).await;
+        canary(&mut conn, target).await;
     }
     // `.well-known` is the one dot-folder that is served.
     let answer = conn
-        .get(&host, "/.well-known/security.txt", "")
+        .request("GET", "/.well-known/security.txt", "")
         .await
         .unwrap();
     assert_eq!(answer.status, 200);
@@ -249,34 +143,34 @@ async fn dotfiles_and_secret_files_are_never_served_however_they_are_spelled() {
 #[tokio::test]
 async fn no_listing_safe_redirects_and_escaped_error_pages() {
     let dir = site();
-    let (relive, host) = start(dir.path());
-    let mut conn = Conn::open(&relive).await;
+    let relive = start(dir.path());
+    let mut conn = Conn::open(relive.addr).await;
 
     // A folder without index.html is not listed.
-    let answer = conn.get(&host, "/nolisting/", "").await.unwrap();
+    let answer = conn.request("GET", "/nolisting/", "").await.unwrap();
     assert_eq!(answer.status, 404);
     assert!(!answer.text().contains("private-name"), "{}", answer.text());
-    conn.canary(&host, "a folder without index").await;
+    canary(&mut conn, "a folder without index").await;
 
     // The folder redirect keeps the path relative to this host, whatever the spelling.
-    let answer = conn.get(&host, "/evil.com", "").await.unwrap();
+    let answer = conn.request("GET", "/evil.com", "").await.unwrap();
     assert_eq!(answer.status, 307);
     assert_eq!(answer.header("location").as_deref(), Some("/evil.com/"));
-    conn.canary(&host, "a folder redirect").await;
+    canary(&mut conn, "a folder redirect").await;
     for target in ["//evil.com", "/%2fevil.com", "/%5cevil.com", "/\\evil.com"] {
-        let answer = conn.get(&host, target, "").await;
+        let answer = conn.request("GET", target, "").await;
         let answer = answer.unwrap_or_else(|| panic!("{target}: connection closed"));
         let location = answer.header("location").unwrap_or_default();
         assert!(
             !location.starts_with("//") && !location.starts_with("/\\"),
             "{target} redirected off-site to {location}"
         );
-        conn.canary(&host, target).await;
+        canary(&mut conn, target).await;
     }
 
     // Error pages escape the path and forbid everything active.
     let answer = conn
-        .get(&host, "/%3Cscript%3Ealert(1)%3C/script%3E.html", "")
+        .request("GET", "/%3Cscript%3Ealert(1)%3C/script%3E.html", "")
         .await
         .unwrap();
     assert_eq!(answer.status, 404);
@@ -287,34 +181,34 @@ async fn no_listing_safe_redirects_and_escaped_error_pages() {
     );
     let csp = answer.header("content-security-policy").unwrap_or_default();
     assert!(csp.contains("default-src 'none'"), "error page CSP: {csp}");
-    conn.canary(&host, "an error page").await;
+    canary(&mut conn, "an error page").await;
 }
 
 #[tokio::test]
 async fn ranges_are_capped_and_bad_validators_are_harmless() {
     let dir = site();
-    let (relive, host) = start(dir.path());
-    let mut conn = Conn::open(&relive).await;
+    let relive = start(dir.path());
+    let mut conn = Conn::open(relive.addr).await;
 
     let answer = conn
-        .get(&host, "/big.txt", "Range: bytes=0-9\r\n")
+        .request("GET", "/big.txt", "Range: bytes=0-9\r\n")
         .await
         .unwrap();
     assert_eq!(answer.status, 206);
     assert_eq!(answer.text(), "0123456789");
-    conn.canary(&host, "a range").await;
+    canary(&mut conn, "a range").await;
 
     // Many overlapping ranges must not multiply the file into a huge multipart answer.
     let many: Vec<String> = (0..200).map(|_| "0-9999".to_owned()).collect();
     let header = format!("Range: bytes={}\r\n", many.join(","));
-    let answer = conn.get(&host, "/big.txt", &header).await.unwrap();
+    let answer = conn.request("GET", "/big.txt", &header).await.unwrap();
     assert!(
         answer.body.len() <= 10_000,
         "200 overlapping ranges gave {} bytes (status {})",
         answer.body.len(),
         answer.status
     );
-    conn.canary(&host, "many ranges").await;
+    canary(&mut conn, "many ranges").await;
 
     for header in [
         "Range: bytes=99999-\r\n",
@@ -326,7 +220,7 @@ async fn ranges_are_capped_and_bad_validators_are_harmless() {
         "If-Range: garbage\r\nRange: bytes=0-1\r\n",
     ] {
         let answer = conn
-            .get(&host, "/big.txt", header)
+            .request("GET", "/big.txt", header)
             .await
             .unwrap_or_else(|| panic!("{header:?}: connection closed"));
         assert!(
@@ -334,7 +228,7 @@ async fn ranges_are_capped_and_bad_validators_are_harmless() {
             "{header:?} answered {}",
             answer.status
         );
-        conn.canary(&host, header).await;
+        canary(&mut conn, header).await;
     }
 }
 
@@ -349,15 +243,15 @@ async fn a_symlinked_folder_leading_outside_the_root_is_never_followed() {
         dir.path().join("notes.txt"),
     )
     .unwrap();
-    let (relive, host) = start(dir.path());
-    let mut conn = Conn::open(&relive).await;
+    let relive = start(dir.path());
+    let mut conn = Conn::open(relive.addr).await;
     for target in ["/linked/notes.txt", "/notes.txt", "/linked/"] {
-        let answer = conn.get(&host, target, "").await.unwrap();
+        let answer = conn.request("GET", target, "").await.unwrap();
         assert_eq!(answer.status, 404, "{target}");
         assert!(
             !answer.text().contains(SECRET),
             "{target} leaked the secret"
         );
-        conn.canary(&host, target).await;
+        canary(&mut conn, target).await;
     }
 }
