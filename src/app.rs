@@ -196,7 +196,7 @@ pub async fn run(
         https: cert.is_some(),
         upstream_insecure: config.upstream_insecure,
         tls_reported: Default::default(),
-        upstream_tls: crate::tls::upstream_client(config.upstream_insecure),
+        upstream_tls: Default::default(),
     };
     let pingora = start_front_door(
         front_door,

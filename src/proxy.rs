@@ -52,8 +52,9 @@ pub struct FrontDoor {
     pub upstream_insecure: bool,
     /// Whether a refused upstream certificate was reported (once is enough).
     pub tls_reported: std::sync::atomic::AtomicBool,
-    /// TLS for tunnels to an HTTPS upstream (pingora's own connector does the rest).
-    pub upstream_tls: Arc<rustls::ClientConfig>,
+    /// TLS for tunnels to an HTTPS upstream (pingora's own connector does the rest), made on
+    /// first use: loading the system's roots costs start-up time most runs never need.
+    pub upstream_tls: std::sync::OnceLock<Arc<rustls::ClientConfig>>,
 }
 
 /// A page being rewritten as it streams.
@@ -671,7 +672,10 @@ impl FrontDoor {
                     Some(url) => Some(tunnel::PeerTls {
                         name: crate::tls::server_name(&url.host)
                             .map_err(|e| internal_error("the upstream's TLS name", e))?,
-                        config: self.upstream_tls.clone(),
+                        config: self
+                            .upstream_tls
+                            .get_or_init(|| crate::tls::upstream_client(self.upstream_insecure))
+                            .clone(),
                     }),
                     None => None,
                 };
