@@ -92,6 +92,11 @@ async fn https_front_door_serves_injected_pages_and_wss_with_its_local_authority
         .expect("the certificate verifies for localhost");
     let page = exchange(stream, &host, "/").await;
     assert_eq!(page.status, 200, "{}", page.text());
+    assert_eq!(
+        page.header("strict-transport-security"),
+        None,
+        "relive never sends HSTS (it would pin localhost to HTTPS in the browser)"
+    );
     let token = token_of(&page.text());
 
     // The same for 127.0.0.1 (an IP address in the certificate).
