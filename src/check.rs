@@ -93,9 +93,14 @@ pub fn run(args: &CheckArgs, cwd: &Path) -> Result<Report, crate::Failure> {
         config: args.config.clone(),
         port: Some(0),
         no_watch: true,
+        upstream_insecure: args.upstream_insecure,
         ..Cli::default()
     };
-    let config = crate::config::resolve(&cli, cwd).map_err(|e| crate::Failure::Usage(e.into()))?;
+    let mut config =
+        crate::config::resolve(&cli, cwd).map_err(|e| crate::Failure::Usage(e.into()))?;
+    // The check's relive is private to this run, on loopback: plain HTTP even when relive.toml
+    // asks for HTTPS (the pages are the same either way).
+    config.https = None;
     crate::log::init(config.log_format, -1);
     let browser = if args.no_browser {
         None

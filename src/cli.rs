@@ -154,6 +154,10 @@ pub struct CheckArgs {
     #[arg(long)]
     pub no_browser: bool,
 
+    /// Accept any certificate from an https:// dev server (self-signed ones are the norm).
+    #[arg(long)]
+    pub upstream_insecure: bool,
+
     /// Report format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: ReportFormat,

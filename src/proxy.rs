@@ -748,12 +748,20 @@ impl FrontDoor {
         e: &Error,
         page: bool,
     ) -> (StatusCode, &'static str, String) {
-        let cause = e
-            .root_cause()
-            .to_string()
-            .trim()
+        // pingora's text nests contexts ("… context: tls connect error cause: invalid peer
+        // certificate: UnknownIssuer, SNI: localhost cause: local address …"): keep the TLS part.
+        let full = e.to_string();
+        let cause = match full.find("cause: ") {
+            Some(at) => &full[at + "cause: ".len()..],
+            None => full.rsplit("context: ").next().unwrap_or(&full),
+        };
+        let cause = cause
+            .split(", SNI")
+            .next()
+            .unwrap_or(cause)
             .trim_start_matches("tls connect error")
             .trim_start_matches([':', ' '])
+            .trim()
             .to_owned();
         let hint = if self.upstream_insecure {
             String::new()

@@ -346,6 +346,11 @@ async fn a_self_signed_https_upstream_needs_upstream_insecure() {
         "the page names the flag: {}",
         page.text()
     );
+    assert!(
+        page.text().contains("invalid peer certificate: UnknownIssuer"),
+        "the page says what was wrong with the certificate: {}",
+        page.text()
+    );
     assert_eq!(
         handshakes.load(std::sync::atomic::Ordering::SeqCst),
         0,
@@ -513,4 +518,32 @@ async fn relive_notify_reaches_an_https_relive_by_its_published_certificate() {
         stderr.contains("UnknownIssuer") || stderr.contains("certificate"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn relive_check_reaches_a_self_signed_https_dev_server_with_upstream_insecure() {
+    let dir = tempfile::tempdir().unwrap();
+    let (upstream, _) = self_signed_upstream(dir.path()).await;
+    let target = format!("https://127.0.0.1:{}", upstream.port());
+    let check = |extra: &'static [&'static str]| {
+        let target = target.clone();
+        let cwd = dir.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec![
+                "check",
+                "--no-browser",
+                "--timeout",
+                "10",
+                "--proxy",
+                &target,
+            ];
+            args.extend(extra);
+            args.push("/");
+            common::run_to_exit(&args, &cwd)
+        })
+    };
+    let (status, stderr) = check(&[]).await.unwrap();
+    assert_eq!(status.code(), Some(1), "unverified must fail: {stderr}");
+    let (status, stderr) = check(&["--upstream-insecure"]).await.unwrap();
+    assert!(status.success(), "{stderr}");
 }
