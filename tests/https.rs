@@ -347,7 +347,8 @@ async fn a_self_signed_https_upstream_needs_upstream_insecure() {
         page.text()
     );
     assert!(
-        page.text().contains("invalid peer certificate: UnknownIssuer"),
+        page.text()
+            .contains("invalid peer certificate: UnknownIssuer"),
         "the page says what was wrong with the certificate: {}",
         page.text()
     );
