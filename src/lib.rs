@@ -135,7 +135,16 @@ fn failed(failure: Failure) -> ExitCode {
         Failure::Usage(error) => (error, exit::USAGE),
         Failure::Runtime(error) => (error, exit::FAILURE),
     };
-    eprintln!("relive: {error:#}");
+    // The error and its causes, each said once (most messages already name their cause).
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    eprintln!("relive: {text}");
     ExitCode::from(code)
 }
 
@@ -179,9 +188,11 @@ fn run_cli(cli: cli::Cli) -> Result<bool, Failure> {
         .await;
         shutdown.cancel();
         let interrupted = interrupted.await.unwrap_or(false);
-        result
-            .map(|()| interrupted)
-            .map_err(|e| Failure::Runtime(e.into()))
+        result.map(|()| interrupted).map_err(|e| match e {
+            // A certificate or key that cannot be used is bad input, like a bad config.
+            app::RunError::Tls(_) => Failure::Usage(e.into()),
+            _ => Failure::Runtime(e.into()),
+        })
     })
 }
 

@@ -213,7 +213,12 @@ async fn the_users_own_pair_is_served_and_a_mismatched_pair_is_a_clear_error() {
     let failure = Relive::try_start(&pair_args(&cert_a, &key_b, site.path()), site.path())
         .err()
         .expect("a mismatched pair must not start");
-    assert!(!failure.status.success());
+    assert_eq!(
+        failure.status.code(),
+        Some(2),
+        "bad input: {}",
+        failure.stderr
+    );
     assert!(
         failure.stderr.contains("do not belong together")
             && failure.stderr.contains("a.pem")
