@@ -408,23 +408,42 @@ pub fn trust_command(authority: &Path) -> String {
     }
 }
 
+/// How a client decides whether to trust a server's certificate.
+enum Trust {
+    Roots(RootCertStore),
+    Verifier(Arc<dyn ServerCertVerifier>),
+}
+
+/// The system's root certificates (and `SSL_CERT_FILE`/`SSL_CERT_DIR`).
+fn platform_roots() -> RootCertStore {
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(pingora::tls::load_native_certs().unwrap_or_default());
+    roots
+}
+
+/// Client TLS on ring with the default protocol versions, trusting as `trust` says.
+fn client_config(trust: Trust) -> ClientConfig {
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions");
+    match trust {
+        Trust::Roots(roots) => builder.with_root_certificates(roots).with_no_client_auth(),
+        Trust::Verifier(verifier) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth(),
+    }
+}
+
 /// Client TLS for HTTPS upstreams: the platform's roots (and `SSL_CERT_FILE`), or, with
 /// `insecure`, any certificate (the handshake's signatures are still checked).
 pub fn upstream_client(insecure: bool) -> Arc<ClientConfig> {
-    let provider = provider();
-    let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions");
-    let mut config = if insecure {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-            .with_no_client_auth()
+    let trust = if insecure {
+        Trust::Verifier(Arc::new(AcceptAnyCertificate(provider())))
     } else {
-        let mut roots = RootCertStore::empty();
-        roots.add_parsable_certificates(pingora::tls::load_native_certs().unwrap_or_default());
-        builder.with_root_certificates(roots).with_no_client_auth()
+        Trust::Roots(platform_roots())
     };
+    let mut config = client_config(trust);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Arc::new(config)
 }
@@ -432,34 +451,30 @@ pub fn upstream_client(insecure: bool) -> Arc<ClientConfig> {
 /// Client TLS for talking to a relive front door (`relive notify`): the certificate it
 /// published in its state file (`pin`), else the platform's roots and relive's local authority.
 pub fn relive_client(pin: Option<String>) -> Arc<ClientConfig> {
-    let provider = provider();
-    let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions");
-    let config = match pin {
-        Some(pin) => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Pinned { pin, provider }))
-            .with_no_client_auth(),
+    let trust = match pin {
+        Some(pin) => Trust::Verifier(Arc::new(Pinned {
+            pin,
+            signatures: AcceptAnyCertificate(provider()),
+        })),
         None => {
-            let mut roots = RootCertStore::empty();
-            roots.add_parsable_certificates(pingora::tls::load_native_certs().unwrap_or_default());
+            let mut roots = platform_roots();
             if let Some(ca) = data_dir().and_then(|d| std::fs::read(d.join(CA_CERT)).ok()) {
                 roots.add_parsable_certificates(
                     CertificateDer::pem_slice_iter(&ca).filter_map(Result::ok),
                 );
             }
-            builder.with_root_certificates(roots).with_no_client_auth()
+            Trust::Roots(roots)
         }
     };
-    Arc::new(config)
+    Arc::new(client_config(trust))
 }
 
 /// Accepts exactly the certificate whose SHA-256 is `pin`.
 #[derive(Debug)]
 struct Pinned {
     pin: String,
-    provider: Arc<CryptoProvider>,
+    /// Checks the handshake's signatures, as for any certificate.
+    signatures: AcceptAnyCertificate,
 }
 
 impl ServerCertVerifier for Pinned {
@@ -486,7 +501,7 @@ impl ServerCertVerifier for Pinned {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        AcceptAnyCertificate(self.provider.clone()).verify_tls12_signature(message, cert, dss)
+        self.signatures.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -495,13 +510,11 @@ impl ServerCertVerifier for Pinned {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        AcceptAnyCertificate(self.provider.clone()).verify_tls13_signature(message, cert, dss)
+        self.signatures.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.signatures.supported_verify_schemes()
     }
 }
 
