@@ -26,6 +26,18 @@ pub fn body(signal: &SignalArg) -> serde_json::Value {
     }
 }
 
+/// Sends `request` and reads the answer (at most 64 KiB) until relive closes the connection.
+/// A close without TLS's `close_notify` still ends the answer; only no answer at all is an
+/// error.
+fn exchange(stream: &mut (impl Read + Write), request: &str) -> std::io::Result<String> {
+    stream.write_all(request.as_bytes())?;
+    let mut response = String::new();
+    match stream.take(64 * 1024).read_to_string(&mut response) {
+        Err(error) if response.is_empty() => Err(error),
+        _ => Ok(response),
+    }
+}
+
 /// Runs `relive notify`; returns what to print on success.
 pub fn run(args: &NotifyArgs, cwd: &Path) -> anyhow::Result<String> {
     let (url, token, pin) = match (&args.url, &args.token) {
@@ -59,34 +71,26 @@ pub fn run(args: &NotifyArgs, cwd: &Path) -> anyhow::Result<String> {
         target.port,
         payload.len()
     );
-    let stream = TcpStream::connect((target.host.as_str(), target.port))
+    let mut stream = TcpStream::connect((target.host.as_str(), target.port))
         .with_context(|| format!("cannot reach relive at {url}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut response = String::new();
-    if target.tls {
+    let response = if target.tls {
         let config = crate::tls::relive_client(pin);
         let name = crate::tls::server_name(&target.host).map_err(|e| anyhow!(e))?;
         let connection = rustls::ClientConnection::new(config, name)?;
-        let mut tls = rustls::StreamOwned::new(connection, stream);
-        tls.write_all(request.as_bytes()).with_context(|| {
-            format!(
-                "cannot reach relive at {url} over HTTPS (without --url, notify trusts the \
-                     certificate the running relive published; with it, the certificate must be \
-                     trusted by this system or be relive's local authority's)"
-            )
-        })?;
-        let _ = tls.take(64 * 1024).read_to_string(&mut response);
-        if response.is_empty() {
-            bail!("no answer from relive at {url}");
-        }
+        exchange(&mut rustls::StreamOwned::new(connection, stream), &request).with_context(
+            || {
+                format!(
+                    "cannot reach relive at {url} over HTTPS (without --url, notify trusts the \
+                 certificate the running relive published; with it, the certificate must be \
+                 trusted by this system or be relive's local authority's)"
+                )
+            },
+        )?
     } else {
-        let mut stream = stream;
-        stream.write_all(request.as_bytes())?;
-        stream
-            .take(64 * 1024)
-            .read_to_string(&mut response)
-            .with_context(|| format!("no answer from relive at {url}"))?;
-    }
+        exchange(&mut stream, &request)
+            .with_context(|| format!("no answer from relive at {url}"))?
+    };
     let status = response
         .split(' ')
         .nth(1)
