@@ -250,28 +250,30 @@ fn small_file<B>(
     let builder = Response::builder()
         .header(header::LAST_MODIFIED, &last_modified)
         .header(header::ACCEPT_RANGES, "bytes");
+    let body = |bytes: Bytes| Full::new(bytes).map_err(|e| match e {}).boxed_unsync();
     let built = if unchanged {
-        builder.status(StatusCode::NOT_MODIFIED).body(
-            Full::new(Bytes::new())
-                .map_err(|e| match e {})
-                .boxed_unsync(),
-        )
+        builder
+            .status(StatusCode::NOT_MODIFIED)
+            .body(body(Bytes::new()))
     } else {
-        let mut bytes = Vec::with_capacity(usize::try_from(stat.st_size).unwrap_or(0));
-        let mut file = std::fs::File::from(fd);
-        if std::io::Read::read_to_end(&mut file, &mut bytes).is_err() {
-            return Err(file.into());
-        }
         let builder = builder
             .status(StatusCode::OK)
-            .header(header::CONTENT_TYPE, mime.as_ref())
-            .header(header::CONTENT_LENGTH, bytes.len());
-        let body = if head {
-            Bytes::new()
+            .header(header::CONTENT_TYPE, mime.as_ref());
+        if head {
+            // HEAD needs only the length, which the descriptor's metadata already gave.
+            builder
+                .header(header::CONTENT_LENGTH, stat.st_size)
+                .body(body(Bytes::new()))
         } else {
-            Bytes::from(bytes)
-        };
-        builder.body(Full::new(body).map_err(|e| match e {}).boxed_unsync())
+            let mut bytes = Vec::with_capacity(usize::try_from(stat.st_size).unwrap_or(0));
+            let mut file = std::fs::File::from(fd);
+            if std::io::Read::read_to_end(&mut file, &mut bytes).is_err() {
+                return Err(file.into());
+            }
+            builder
+                .header(header::CONTENT_LENGTH, bytes.len())
+                .body(body(Bytes::from(bytes)))
+        }
     };
     // Every header above is valid, so building cannot fail.
     Ok(built.expect("a valid response"))
