@@ -153,9 +153,9 @@ impl ProxyHttp for FrontDoor {
         let addr = upstream
             .addr_for_attempt(ctx.connect_failures)
             .ok_or_else(|| Error::new_up(ErrorType::ConnectNoRoute))?;
-        let mut peer = match upstream.location().filter(|url| url.tls) {
-            Some(url) => {
-                let mut peer = HttpPeer::new(addr, true, url.host);
+        let mut peer = match upstream.tls_host() {
+            Some(host) => {
+                let mut peer = HttpPeer::new(addr, true, host);
                 peer.options.verify_cert = !self.upstream_insecure;
                 peer.options.verify_hostname = !self.upstream_insecure;
                 peer
@@ -668,9 +668,9 @@ impl FrontDoor {
         match self.upstream_for(ctx) {
             Some(upstream) => {
                 let addrs = upstream.addrs_current_first();
-                let tls = match upstream.location().filter(|url| url.tls) {
-                    Some(url) => Some(tunnel::PeerTls {
-                        name: crate::tls::server_name(&url.host)
+                let tls = match upstream.tls_host() {
+                    Some(host) => Some(tunnel::PeerTls {
+                        name: crate::tls::server_name(&host)
                             .map_err(|e| internal_error("the upstream's TLS name", e))?,
                         config: self
                             .upstream_tls

@@ -217,6 +217,16 @@ impl Upstream {
         lock(&self.known).url.clone()
     }
 
+    /// The host name to verify when the upstream speaks HTTPS; `None` for plain HTTP (asked
+    /// on every request, so nothing is copied then).
+    pub fn tls_host(&self) -> Option<String> {
+        lock(&self.known)
+            .url
+            .as_ref()
+            .filter(|url| url.tls)
+            .map(|url| url.host.clone())
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         let known = lock(&self.known).clone();
         Snapshot {
