@@ -170,13 +170,15 @@ pub async fn run(
     });
     let origin_task = tokio::spawn(origin::serve(origin_listener, origin, shutdown.clone()));
 
+    // The machine's network addresses, when relive is reachable on them: printed as URLs, and
+    // named in a locally issued certificate.
+    let lan = if config.host.is_loopback() {
+        Vec::new()
+    } else {
+        crate::lan::addresses(config.host)
+    };
     let cert = match &config.https {
         Some(source) => {
-            let lan = if config.host.is_loopback() {
-                Vec::new()
-            } else {
-                crate::lan::addresses(config.host)
-            };
             let names = crate::tls::names_to_cover(config.host, &lan, &config.allowed_hosts);
             Some(crate::tls::front_door_cert(
                 source,
@@ -247,7 +249,7 @@ pub async fn run(
     };
     let _state_file = publish_state(&listening);
     on_listening(&listening);
-    report(&config, &listening, &serving, cert.as_ref());
+    report(&config, &listening, &serving, cert.as_ref(), &lan);
     let health_task = upstream.map(|upstream| match &config.dev {
         Some(dev) => tokio::spawn(crate::devserver::supervise(
             dev.clone(),
@@ -420,6 +422,7 @@ fn report(
     listening: &Listening,
     serving: &str,
     cert: Option<&crate::tls::FrontDoorCert>,
+    lan: &[IpAddr],
 ) {
     let what = match &config.mode {
         Mode::Static { .. } => format!("serving {serving}"),
@@ -476,8 +479,7 @@ fn report(
         );
     }
     if !config.host.is_loopback() {
-        let lan = crate::lan::addresses(config.host);
-        for ip in &lan {
+        for ip in lan {
             let url = crate::lan::url(*ip, listening.addr.port(), cert.is_some());
             tracing::info!(event = "network_url", url = %url, "  ➜  on your network: {url}");
         }
