@@ -34,12 +34,20 @@ type Peer = Box<dyn PeerStream>;
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 128;
 
+/// An error on the peer's side, of `etype`, explained by `context`.
+fn peer_error(etype: ErrorType, context: String) -> Box<Error> {
+    Error::create(
+        etype,
+        pingora::ErrorSource::Upstream,
+        Some(context.into()),
+        None,
+    )
+}
+
 /// A failure after the peer accepted the connection: the peer is up, so this is not a reason
 /// to show the waiting page (only failures to connect are).
 fn upstream_error(context: &str, cause: impl std::fmt::Display) -> Box<Error> {
-    let mut error = Error::explain(ErrorType::ReadError, format!("{context}: {cause}"));
-    error.esource = pingora::ErrorSource::Upstream;
-    error
+    peer_error(ErrorType::ReadError, format!("{context}: {cause}"))
 }
 
 /// The request head as it goes to the peer: the original method, target and headers.
@@ -88,23 +96,17 @@ async fn connect(addrs: &[SocketAddr], tls: Option<PeerTls>) -> Result<(Peer, So
                 let connector = pingora::tls::TlsConnector::from(tls.config);
                 return match connector.connect(tls.name, stream).await {
                     Ok(stream) => Ok((Box::new(stream), *addr)),
-                    Err(error) => {
-                        let mut error = Error::explain(
-                            ErrorType::TLSHandshakeFailure,
-                            format!("tls connect error: {error}"),
-                        );
-                        error.esource = pingora::ErrorSource::Upstream;
-                        Err(error)
-                    }
+                    Err(error) => Err(peer_error(
+                        ErrorType::TLSHandshakeFailure,
+                        format!("tls connect error: {error}"),
+                    )),
                 };
             }
             Err(error) => last_error = Some(error),
         }
     }
     let error = last_error.map_or_else(|| "no address".to_owned(), |e| e.to_string());
-    let mut error = Error::explain(ErrorType::ConnectRefused, error);
-    error.esource = pingora::ErrorSource::Upstream;
-    Err(error)
+    Err(peer_error(ErrorType::ConnectRefused, error))
 }
 
 /// Sends `request` to one of `addrs` and relays the exchange: the peer's response head, and
