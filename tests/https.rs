@@ -60,19 +60,20 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     parse_response(&bytes, false)
 }
 
-fn data_dir_env(dir: &Path) -> [(&'static str, &str); 1] {
-    [("RELIVE_DATA_DIR", dir.to_str().unwrap())]
+/// `relive --https SITE` keeping its certificate authority in `data`.
+fn start_https(site: &Path, data: &Path) -> Relive {
+    Relive::start_with_env(
+        &["--https", site.to_str().unwrap()],
+        site,
+        &[("RELIVE_DATA_DIR", data.to_str().unwrap())],
+    )
 }
 
 #[tokio::test]
 async fn https_front_door_serves_injected_pages_and_wss_with_its_local_authority() {
     let site = common::one_page_site();
     let data = tempfile::tempdir().unwrap();
-    let relive = Relive::start_with_env(
-        &["--https", site.path().to_str().unwrap()],
-        site.path(),
-        &data_dir_env(data.path()),
-    );
+    let relive = start_https(site.path(), data.path());
     let made = relive.wait_for_line("https_authority");
     assert!(
         made.contains("made a local certificate authority"),
@@ -155,15 +156,13 @@ async fn https_front_door_serves_injected_pages_and_wss_with_its_local_authority
 async fn the_local_authority_and_certificate_are_reused_on_the_next_start() {
     let site = common::one_page_site();
     let data = tempfile::tempdir().unwrap();
-    let env = data_dir_env(data.path());
-    let args = ["--https", site.path().to_str().unwrap()];
-    let first = Relive::start_with_env(&args, site.path(), &env);
+    let first = start_https(site.path(), data.path());
     first.wait_for_line("made a local certificate authority");
     let ca = std::fs::read(data.path().join("ca.pem")).unwrap();
     let leaf = std::fs::read(data.path().join("localhost.pem")).unwrap();
     drop(first);
 
-    let second = Relive::start_with_env(&args, site.path(), &env);
+    let second = start_https(site.path(), data.path());
     let line = second.wait_for_line("https_authority");
     assert!(
         !line.contains("made a local certificate authority"),
@@ -427,11 +426,7 @@ async fn chromium_trusting_the_authority_reloads_over_https() {
     }
     let site = common::one_page_site();
     let data = tempfile::tempdir().unwrap();
-    let relive = Relive::start_with_env(
-        &["--https", site.path().to_str().unwrap()],
-        site.path(),
-        &data_dir_env(data.path()),
-    );
+    let relive = start_https(site.path(), data.path());
     let line = relive.wait_for_line("https_authority");
     let json: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
     let message = json["message"]
@@ -499,11 +494,7 @@ async fn chromium_trusting_the_authority_reloads_over_https() {
 async fn relive_notify_reaches_an_https_relive_by_its_published_certificate() {
     let site = common::one_page_site();
     let data = tempfile::tempdir().unwrap();
-    let relive = Relive::start_with_env(
-        &["--https", site.path().to_str().unwrap()],
-        site.path(),
-        &data_dir_env(data.path()),
-    );
+    let relive = start_https(site.path(), data.path());
     let (status, stderr) = common::run_to_exit_with(
         &["notify", "message", "over TLS"],
         site.path(),
