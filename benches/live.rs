@@ -7,6 +7,8 @@
 
 #[path = "http1.rs"]
 mod http1;
+#[path = "process.rs"]
+mod process;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -50,32 +52,17 @@ fn start(root: &Path) -> Relive {
         .stderr(Stdio::piped())
         .spawn()
         .expect("relive runs");
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    loop {
-        let Some(Ok(line)) = lines.next() else {
-            let _ = child.kill();
-            let status = child.wait();
-            panic!("relive ended before listening: {status:?}");
-        };
-        if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line)
-            && json["event"] == "listening"
-        {
-            let port = json["port"].as_u64().unwrap() as u16;
-            let started = begun.elapsed();
-            let mut token = String::new();
-            let stdout = child.stdout.take().unwrap();
-            BufReader::new(stdout).read_line(&mut token).unwrap();
-            // Keep draining relive's output so it never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines {});
-            return Relive {
-                child,
-                addr: SocketAddr::from(([127, 0, 0, 1], port)),
-                started,
-                token: token.trim().to_owned(),
-                _runtime_dir: runtime_dir,
-            };
-        }
+    let port = process::wait_listening(&mut child);
+    let started = begun.elapsed();
+    let mut token = String::new();
+    let stdout = child.stdout.take().unwrap();
+    BufReader::new(stdout).read_line(&mut token).unwrap();
+    Relive {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        started,
+        token: token.trim().to_owned(),
+        _runtime_dir: runtime_dir,
     }
 }
 

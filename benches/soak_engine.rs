@@ -7,8 +7,9 @@
 
 #[path = "http1.rs"]
 mod http1;
+#[path = "process.rs"]
+mod process;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -97,24 +98,11 @@ fn start_relive(binary: &str, upstream: u16, watched: &Path) -> Relive {
         .stderr(Stdio::piped())
         .spawn()
         .expect("relive runs");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    loop {
-        let Some(Ok(line)) = lines.next() else {
-            let _ = child.kill();
-            let status = child.wait();
-            panic!("relive ended before listening: {status:?}");
-        };
-        if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line)
-            && json["event"] == "listening"
-        {
-            let port = json["port"].as_u64().unwrap() as u16;
-            std::thread::spawn(move || for _ in lines {});
-            return Relive {
-                child,
-                addr: SocketAddr::from(([127, 0, 0, 1], port)),
-                _runtime: runtime,
-            };
-        }
+    let port = process::wait_listening(&mut child);
+    Relive {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        _runtime: runtime,
     }
 }
 
