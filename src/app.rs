@@ -234,10 +234,12 @@ pub async fn run(
         )),
     });
 
-    let config_task = config
-        .file
-        .clone()
-        .map(|file| tokio::spawn(watch_config_file(file, shutdown.clone())));
+    let config_task = config.file.clone().map(|file| {
+        // Taken now, before relive says it is listening: an edit made the moment it is up must
+        // count as a change, not as the starting point.
+        let started_with = std::fs::read(&file).ok();
+        tokio::spawn(watch_config_file(file, started_with, shutdown.clone()))
+    });
 
     let listening = Listening {
         addr,
@@ -305,23 +307,20 @@ async fn forward_changes(
 
 /// Says when relive.toml changes while relive runs: what is wrong with it (file, line, key),
 /// or that relive reads it at start and needs a restart to apply it.
-async fn watch_config_file(file: std::path::PathBuf, shutdown: CancellationToken) {
-    let stamp = |file: &std::path::Path| {
-        std::fs::metadata(file)
-            .and_then(|m| m.modified())
-            .ok()
-            .map(|t| (t, std::fs::read(file).ok()))
-    };
-    let mut last = stamp(&file);
+async fn watch_config_file(
+    file: std::path::PathBuf,
+    started_with: Option<Vec<u8>>,
+    shutdown: CancellationToken,
+) {
+    let mut last = started_with;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let now = stamp(&file);
-        if now.as_ref().map(|n| &n.1) == last.as_ref().map(|l| &l.1) {
-            last = now;
+        let now = std::fs::read(&file).ok();
+        if now == last {
             continue;
         }
         last = now;
