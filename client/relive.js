@@ -2,8 +2,9 @@
 // relive adds to each page. It keeps a connection to relive open (a WebSocket, or an event
 // stream where WebSockets are blocked), reloads the page on `reload` (keeping scroll positions
 // and typed form values), swaps stylesheets and images in place, reconnects with backoff and
-// catches up on what it missed, shows a small status badge, stops a reload loop, and reports
-// the page's runtime errors to relive's terminal.
+// catches up on what it missed (from the moment the page was served), shows a small status
+// badge and the banner when relive stops a reload loop, and reports the page's runtime errors
+// to relive's terminal.
 //
 // No dependencies, one global (`__relive`), never throws into the page, holds no secret (the
 // connection's token is on the tag in the page).
@@ -15,11 +16,8 @@ const MAX_RETRY_MS = 3000;
 const HIDDEN_RETRY_MS = 10000;
 const MAX_ATTEMPTS = 10;
 const WS_FAILURES_BEFORE_FALLBACK = 3;
-const LOOP_LIMIT = 5;
-const LOOP_WINDOW_MS = 10000;
 const ERRORS_PER_WINDOW = 10;
 const STATE_KEY = "relive:state";
-const RELOADS_KEY = "relive:reloads";
 
 function safely(fn, fallback) {
   try {
@@ -40,19 +38,27 @@ const badgeWanted =
   !(tag && tag.dataset.badge === "off") &&
   new URLSearchParams(location.search).get("relive-badge") !== "off";
 
+// The tag names the relive that served this page and the newest event as of then: the first
+// connection asks for everything after it, and a restarted relive is noticed even when this
+// page's connection never opened.
+const servedLastId = tag ? Number.parseInt(tag.dataset.lastId, 10) : Number.NaN;
+
 // The one global: state for debugging (and relive's own browser tests), and two actions.
 const state = (globalThis.__relive = {
   status: "connecting", // connecting | connected | reconnecting | disconnected | reloading
   transport: "websocket", // websocket | event-stream
-  session: null,
-  lastId: null,
+  session: (tag && tag.dataset.session) || null,
+  lastId: Number.isNaN(servedLastId) ? null : servedLastId,
   attempts: 0,
   nextRetryMs: null,
   heartbeatMs: 30000,
   lastHeard: 0,
   rttMs: null,
   updates: 0,
+  // Reloads are held while true (a debugging aid; relive's loop guard works on the server).
   paused: false,
+  // The reload loop relive stopped, as its `loop_stopped` event says ({ paths, cause, fix }).
+  loop: null,
   building: false,
   // What the overlay shows: a failed build or an exited dev server ({ title, lines }).
   buildError: null,
@@ -144,6 +150,18 @@ function send(message) {
   return false;
 }
 
+// The event stream is one-way: errors go back in a POST with the page's token.
+function post(message) {
+  if (!(socket instanceof EventSource) || socket.readyState !== EventSource.OPEN) return false;
+  fetch("/__relive/errors", {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+    body: JSON.stringify(message).slice(0, 4000),
+    keepalive: true,
+  }).catch(() => {});
+  return true;
+}
+
 function dropConnection(reconnect) {
   const current = socket;
   socket = null;
@@ -187,14 +205,21 @@ async function reconnect() {
     if (!response.ok) throw new Error(`status ${response.status}`);
     status = await response.json();
   } catch {
+    // relive itself is unreachable: the WebSocket failures so far say nothing about it.
+    wsFailures = 0;
     scheduleReconnect();
     return;
   }
+  // Another relive (restarted) refuses this page's token and may serve changed files.
   if (state.session !== null && status.session_id !== state.session) {
     reload("relive restarted");
     return;
   }
-  if (state.transport === "websocket" && wsFailures >= WS_FAILURES_BEFORE_FALLBACK) {
+  if (state.transport === "event-stream") {
+    // The stream dropped: try the WebSocket once more, back to the stream if it fails again.
+    state.transport = "websocket";
+    wsFailures = WS_FAILURES_BEFORE_FALLBACK - 1;
+  } else if (wsFailures >= WS_FAILURES_BEFORE_FALLBACK) {
     state.transport = "event-stream";
     log("WebSocket unavailable (a proxy or extension may block it); using an event stream");
   }
@@ -292,6 +317,11 @@ function handle(event) {
       log(`build failed${event.data.code === null ? "" : ` (exit ${event.data.code})`}`);
       renderBadge();
       return;
+    case "loop_stopped":
+      state.loop = event.data;
+      log(`stopped a reload loop: ${event.data.paths.join(", ")}; ${event.data.fix}`);
+      renderBadge();
+      return;
     case "message":
       log(event.data.text);
       showMessage(String(event.data.text));
@@ -346,41 +376,22 @@ function applied() {
 
 // ---------------------------------------------------------------- reload
 
-function recentReloads() {
-  const now = Date.now();
-  const times = safely(() => JSON.parse(sessionStorage.getItem(RELOADS_KEY) || "[]"), []);
-  return Array.isArray(times) ? times.filter((t) => now - t < LOOP_WINDOW_MS) : [];
-}
-
+// Every reload asked for happens: telling a loop from a person saving is relive's job, on the
+// server, which sees both the page loads and the changes (see `loop_stopped`).
 function reload(reason) {
   if (topReloads) return; // the top page reloads, and this frame with it
   if (state.paused) {
     pendingReason = reason;
     return;
   }
-  const times = recentReloads();
-  if (times.length >= LOOP_LIMIT) {
-    pause(reason, times.length);
-    return;
-  }
-  times.push(Date.now());
-  safely(() => sessionStorage.setItem(RELOADS_KEY, JSON.stringify(times)));
   log(`reloading: ${reason}`);
   saveState();
   setStatus("reloading");
   location.reload();
 }
 
-function pause(reason, count) {
-  state.paused = true;
-  pendingReason = reason;
-  log(`paused: the page reloaded ${count} times in ${LOOP_WINDOW_MS / 1000} s`);
-  renderBadge();
-}
-
 function resume() {
   state.paused = false;
-  safely(() => sessionStorage.removeItem(RELOADS_KEY));
   renderBadge();
   if (pendingReason !== null) reload(pendingReason);
 }
@@ -643,11 +654,15 @@ function reportError(kind, message, source, line, column) {
     column: typeof column === "number" ? column : null,
     url: location.href,
   };
-  if (!send(report) && queuedErrors.length < ERRORS_PER_WINDOW) queuedErrors.push(report);
+  if (!deliver(report) && queuedErrors.length < ERRORS_PER_WINDOW) queuedErrors.push(report);
+}
+
+function deliver(message) {
+  return send(message) || post(message);
 }
 
 function flushErrors() {
-  while (queuedErrors.length > 0 && send(queuedErrors[0])) queuedErrors.shift();
+  while (queuedErrors.length > 0 && deliver(queuedErrors[0])) queuedErrors.shift();
 }
 
 function describe(value) {
@@ -738,10 +753,13 @@ function createBadge() {
   banner.className = "banner";
   banner.hidden = true;
   const message = document.createElement("span");
-  const resumeButton = document.createElement("button");
-  resumeButton.textContent = "Resume live reload";
-  resumeButton.addEventListener("click", () => state.resume());
-  banner.append(message, resumeButton);
+  const dismissLoop = document.createElement("button");
+  dismissLoop.textContent = "Dismiss";
+  dismissLoop.addEventListener("click", () => {
+    state.loop = null;
+    renderBadge();
+  });
+  banner.append(message, dismissLoop);
   const toast = document.createElement("div");
   toast.className = "toast";
   toast.hidden = true;
@@ -835,10 +853,20 @@ function renderBadge() {
     state.status === "connected"
       ? `relive: connected${rtt}${via}`
       : `relive: ${LABELS[state.status] || state.status}`;
-  badge.banner.hidden = !state.paused;
-  badge.message.textContent = `relive paused live reload: this page reloaded ${LOOP_LIMIT} times within ${
-    LOOP_WINDOW_MS / 1000
-  } seconds (is something rewriting watched files?). Last cause: ${pendingReason || "unknown"}.`;
+  badge.banner.hidden = !state.loop;
+  if (state.loop) badge.message.textContent = loopText(state.loop);
+}
+
+// What the banner says about a loop relive stopped (as text, never markup).
+function loopText(loop) {
+  const files = (loop.paths || []).map((p) => String(p).replace(/^\//, "")).join(", ");
+  const fix = String(loop.fix || "");
+  return loop.cause === "build"
+    ? `relive stopped a build loop: the build writes ${files} into a watched folder, so each ` +
+        `build started the next. It no longer rebuilds for the build's own output; your own ` +
+        `saves still do. Ignore the output: relive ${fix}`
+    : `relive stopped a reload loop: ${files} changed each time this page loaded. Those ` +
+        `changes no longer reload; your own saves still do. To stop watching it: relive ${fix}`;
 }
 
 let toastTimer = null;

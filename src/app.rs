@@ -18,12 +18,13 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, Mode};
 use crate::hub::Hub;
 use crate::inject::ClientTag;
+use crate::loop_guard::{BUILD_SLACK, CAUSE_SLACK, LoopGuard, PageLoads, Verdict};
 use crate::origin::{self, Origin};
-use crate::protocol::Event;
+use crate::protocol::LoopCause;
 use crate::proxy::FrontDoor;
 use crate::static_files::StaticFiles;
 use crate::upstream::Upstream;
-use crate::watch;
+use crate::watch::{self, ChangeSet};
 use crate::ws::SocketContext;
 
 /// How long the front door may take to start accepting connections.
@@ -107,12 +108,14 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let token = random_hex(16);
     let control_token = random_hex(16);
+    let hub = Arc::new(Hub::new(random_hex(8)));
     let tag = ClientTag {
         badge: config.badge,
         debug: config.client_debug,
+        session: hub.session_id().to_owned(),
         ..ClientTag::new(token.clone())
     };
-    let hub = Arc::new(Hub::new(random_hex(8)));
+    let page_loads = Arc::new(PageLoads::default());
 
     let (files, upstream, serving) = match &config.mode {
         Mode::Static { root } => {
@@ -152,6 +155,7 @@ pub async fn run(
             heartbeat: config.heartbeat,
             shutdown: shutdown.clone(),
             upstream: upstream.clone(),
+            posted_errors: Default::default(),
         }),
         tag: tag.clone(),
         control_token: control_token.clone(),
@@ -192,6 +196,8 @@ pub async fn run(
         upstream: upstream.clone(),
         origin: origin_addr,
         tag,
+        hub: hub.clone(),
+        page_loads: page_loads.clone(),
         allowed_hosts: config.allowed_hosts.clone(),
         csp_reported: Default::default(),
         upstream_timeout: config.upstream_timeout,
@@ -220,17 +226,25 @@ pub async fn run(
             None
         }
     };
+    // Polling sees a change up to one interval late: it still counts as caused.
+    let seen_late = match &config.watch {
+        Some(settings) if settings.poll => settings.poll_interval,
+        _ => Duration::ZERO,
+    };
     let changes_task = Some(match &config.build {
         Some(command) => tokio::spawn(crate::build::run(
             command.clone(),
             batches,
             hub.clone(),
+            BUILD_SLACK + seen_late,
             shutdown.clone(),
         )),
         None => tokio::spawn(forward_changes(
             batches,
             hub.clone(),
             upstream.clone().filter(|_| config.defer_to_hmr),
+            page_loads,
+            CAUSE_SLACK + seen_late,
         )),
     });
 
@@ -284,13 +298,33 @@ pub async fn run(
 }
 
 /// Without a build command, changes go straight to every tab, except what a dev server with its
-/// own hot reloading (`defer_to`) updates by itself.
+/// own hot reloading (`defer_to`) updates by itself, and what a page load keeps rewriting (a
+/// reload loop, see `loop_guard`).
 async fn forward_changes(
-    mut batches: tokio::sync::mpsc::Receiver<Vec<Event>>,
+    mut batches: tokio::sync::mpsc::Receiver<ChangeSet>,
     hub: Arc<Hub>,
     defer_to: Option<Arc<Upstream>>,
+    page_loads: Arc<PageLoads>,
+    slack: Duration,
 ) {
-    while let Some(mut events) = batches.recv().await {
+    let mut guard = LoopGuard::default();
+    while let Some(changes) = batches.recv().await {
+        let caused = page_loads.explain(changes.first_seen, slack);
+        match guard.judge(&changes.files, caused) {
+            Verdict::Publish => {}
+            Verdict::Hold => {
+                tracing::debug!(
+                    "held back {}: a page load changed it again (a known reload loop)",
+                    changes.files.join(", ")
+                );
+                continue;
+            }
+            Verdict::LoopFound => {
+                crate::loop_guard::announce(&hub, changes.files, LoopCause::PageLoad);
+                continue;
+            }
+        }
+        let mut events = changes.events;
         if let Some(name) = defer_to.as_ref().and_then(|u| u.hmr()) {
             let before = events.len();
             events = crate::upstream::leave_to_hmr(events);

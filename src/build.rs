@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
@@ -18,8 +18,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::Hub;
-use crate::protocol::Event;
-use crate::watch::announce;
+use crate::loop_guard::{LoopGuard, Verdict};
+use crate::protocol::{Event, LoopCause};
+use crate::watch::{ChangeSet, announce};
 
 /// How many output lines a failure shows.
 pub const ERROR_LINES: usize = 20;
@@ -52,28 +53,65 @@ pub fn merge(first: Vec<Event>, second: Vec<Event>) -> Vec<Event> {
     merged
 }
 
-/// Runs builds for batches from `batches` until `shutdown`.
+/// Merges two change sets: their events (see [`merge`]) and files; seen when the first was.
+fn merge_changes(first: ChangeSet, second: ChangeSet) -> ChangeSet {
+    let mut files = first.files;
+    files.extend(second.files);
+    files.sort();
+    files.dedup();
+    ChangeSet {
+        events: merge(first.events, second.events),
+        files,
+        first_seen: first.first_seen.min(second.first_seen),
+    }
+}
+
+/// Runs builds for batches from `batches` until `shutdown`. A batch whose first change came
+/// while the previous build ran (or `slack` after it) was caused by that build; the same files
+/// caused so several builds in a row are the build writing into a watched folder, and stop
+/// starting builds (see `loop_guard`).
 pub async fn run(
     command: String,
-    mut batches: mpsc::Receiver<Vec<Event>>,
+    mut batches: mpsc::Receiver<ChangeSet>,
     hub: Arc<Hub>,
+    slack: Duration,
     shutdown: CancellationToken,
 ) {
+    let mut guard = LoopGuard::default();
+    let mut last_build: Option<(Instant, Instant)> = None;
     loop {
-        let mut events = tokio::select! {
+        let mut changes = tokio::select! {
             _ = shutdown.cancelled() => return,
             next = batches.recv() => match next {
-                Some(events) => events,
+                Some(changes) => changes,
                 None => return,
             },
         };
         loop {
             while let Ok(more) = batches.try_recv() {
-                events = merge(events, more);
+                changes = merge_changes(changes, more);
             }
+            let caused = last_build.is_some_and(|(start, end)| {
+                start <= changes.first_seen && changes.first_seen <= end + slack
+            });
+            match guard.judge(&changes.files, caused) {
+                Verdict::Publish => {}
+                Verdict::Hold => {
+                    tracing::debug!(
+                        "no build for {}: the build wrote it (a known build loop)",
+                        changes.files.join(", ")
+                    );
+                    break;
+                }
+                Verdict::LoopFound => {
+                    crate::loop_guard::announce(&hub, changes.files, LoopCause::Build);
+                    break;
+                }
+            }
+            let started = Instant::now();
             let build = build_once(&command, &hub, &shutdown);
             tokio::pin!(build);
-            let mut during: Option<Vec<Event>> = None;
+            let mut during: Option<ChangeSet> = None;
             let mut open = true;
             let succeeded = loop {
                 tokio::select! {
@@ -83,10 +121,10 @@ pub async fn run(
                         Some(more) => {
                             tracing::info!(
                                 "build   changed during the build: {}; one more run follows",
-                                describe(&more)
+                                describe(&more.events)
                             );
                             during = Some(match during.take() {
-                                Some(earlier) => merge(earlier, more),
+                                Some(earlier) => merge_changes(earlier, more),
                                 None => more,
                             });
                         }
@@ -94,12 +132,13 @@ pub async fn run(
                     },
                 }
             };
+            last_build = Some((started, Instant::now()));
             if succeeded {
-                announce(&hub, std::mem::take(&mut events));
+                announce(&hub, std::mem::take(&mut changes.events));
             }
             // Changes made while the build ran: exactly one more run for all of them.
             match during {
-                Some(more) => events = more,
+                Some(more) => changes = more,
                 None => break,
             }
         }

@@ -149,13 +149,56 @@ impl Chromium {
         Ok(browser)
     }
 
+    /// Opens another tab (`new_window`: in a window of its own) with the page and runtime
+    /// events on; returns its target id and its session id (for [`Chromium::call_in`]).
+    pub async fn open_tab(&mut self, new_window: bool) -> anyhow::Result<(String, String)> {
+        let target = self
+            .call_in(
+                None,
+                "Target.createTarget",
+                json!({"url": "about:blank", "newWindow": new_window}),
+            )
+            .await?;
+        let attached = self
+            .call_in(
+                None,
+                "Target.attachToTarget",
+                json!({"targetId": target["targetId"], "flatten": true}),
+            )
+            .await?;
+        let session = attached["sessionId"]
+            .as_str()
+            .context("the browser named no session for the new tab")?
+            .to_owned();
+        for domain in ["Page", "Runtime"] {
+            self.call_in(Some(&session), &format!("{domain}.enable"), json!({}))
+                .await?;
+        }
+        let target = target["targetId"]
+            .as_str()
+            .context("the browser named no target for the new tab")?
+            .to_owned();
+        Ok((target, session))
+    }
+
     /// Sends a command to the tab (to the browser before one is attached) and returns its
     /// result; events arriving meanwhile are kept for [`Chromium::next_event`].
     pub async fn call(&mut self, method: &str, params: Value) -> anyhow::Result<Value> {
+        let session = self.session.clone();
+        self.call_in(session.as_deref(), method, params).await
+    }
+
+    /// Sends a command to the tab of `session` (to the browser itself with `None`).
+    pub async fn call_in(
+        &mut self,
+        session: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> anyhow::Result<Value> {
         self.next_id += 1;
         let id = self.next_id;
         let mut message = json!({"id": id, "method": method, "params": params});
-        if let Some(session) = &self.session {
+        if let Some(session) = session {
             message["sessionId"] = json!(session);
         }
         self.socket
@@ -173,7 +216,11 @@ impl Chromium {
                 }
                 return Ok(reply["result"].clone());
             }
-            if reply.get("method").is_some() {
+            // Events of the first tab are kept; other tabs' events are not read.
+            if reply.get("method").is_some()
+                && (reply.get("sessionId").is_none()
+                    || reply["sessionId"].as_str() == self.session.as_deref())
+            {
                 self.pending.push_back(reply);
             }
         }

@@ -116,6 +116,17 @@ fn refuse(status: StatusCode, message: impl Into<String>) -> Refusal {
 
 /// Checks everything but the body: method, token, content type, declared length.
 pub fn check_head(method: &Method, headers: &HeaderMap, token: &str) -> Result<(), Refusal> {
+    check_post(method, headers, token, MAX_BODY)
+}
+
+/// The checks every authenticated JSON POST to relive passes, with a body of at most `limit`
+/// bytes.
+pub fn check_post(
+    method: &Method,
+    headers: &HeaderMap,
+    token: &str,
+    limit: usize,
+) -> Result<(), Refusal> {
     if method != Method::POST {
         return Err(refuse(StatusCode::METHOD_NOT_ALLOWED, "use POST"));
     }
@@ -144,13 +155,29 @@ pub fn check_head(method: &Method, headers: &HeaderMap, token: &str) -> Result<(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<usize>().ok());
-    if declared.is_some_and(|length| length > MAX_BODY) {
-        return Err(refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "the body is over 64 KiB",
-        ));
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large(limit));
     }
     Ok(())
+}
+
+fn too_large(limit: usize) -> Refusal {
+    refuse(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the body is over {} KiB", limit / 1024),
+    )
+}
+
+/// Reads a body of at most `limit` bytes, refusing a longer one as soon as it is over.
+pub async fn read_body(
+    request: http::Request<hyper::body::Incoming>,
+    limit: usize,
+) -> Result<bytes::Bytes, Refusal> {
+    Ok(Limited::new(request.into_body(), limit)
+        .collect()
+        .await
+        .map_err(|_| too_large(limit))?
+        .to_bytes())
 }
 
 /// Parses a signal body.
@@ -175,11 +202,7 @@ pub async fn handle(
 ) -> (StatusCode, String) {
     let outcome = async {
         check_head(request.method(), request.headers(), token)?;
-        let body = Limited::new(request.into_body(), MAX_BODY)
-            .collect()
-            .await
-            .map_err(|_| refuse(StatusCode::PAYLOAD_TOO_LARGE, "the body is over 64 KiB"))?
-            .to_bytes();
+        let body = read_body(request, MAX_BODY).await?;
         let signal = parse(&body)?;
         tracing::info!("notify  {}", describe(&signal));
         if signal.is_transient() {

@@ -30,6 +30,12 @@ pub struct ClientTag {
     pub badge: bool,
     /// Log every message in the browser console (`data-debug="1"`).
     pub debug: bool,
+    /// The relive process that served the page (`data-session`), so the page can tell a
+    /// restarted relive from the one it came from, even before its socket ever opened.
+    pub session: String,
+    /// The newest event id when the response started (`data-last-id`): the page's first
+    /// connection asks for every event after it.
+    pub last_id: u64,
 }
 
 impl ClientTag {
@@ -39,6 +45,16 @@ impl ClientTag {
             token: token.into(),
             badge: true,
             debug: false,
+            session: String::new(),
+            last_id: 0,
+        }
+    }
+
+    /// This tag for a response that starts when the newest event is `last_id`.
+    pub fn at(&self, last_id: u64) -> ClientTag {
+        ClientTag {
+            last_id,
+            ..self.clone()
         }
     }
 
@@ -48,6 +64,13 @@ impl ClientTag {
             r#"<script type="module" src="{CLIENT_PATH}" data-relive data-token="{}""#,
             escape_html(&self.token)
         );
+        if !self.session.is_empty() {
+            tag.push_str(&format!(
+                r#" data-session="{}" data-last-id="{}""#,
+                escape_html(&self.session),
+                self.last_id
+            ));
+        }
         if !self.badge {
             tag.push_str(r#" data-badge="off""#);
         }
@@ -301,6 +324,19 @@ mod tests {
         // Found by tests/security_injection.rs: lol_html closes the template at the stray tag.
         let page = "<body><template><div></div></body></template></body>";
         assert_eq!(inject(page), format!("{page}{}", tag()));
+    }
+
+    #[test]
+    fn the_tag_names_the_session_and_the_newest_event() {
+        let tag = ClientTag {
+            session: "s1".into(),
+            ..ClientTag::new("t")
+        };
+        assert!(
+            tag.at(42)
+                .render(None)
+                .contains(r#"data-token="t" data-session="s1" data-last-id="42">"#)
+        );
     }
 
     #[test]

@@ -23,6 +23,8 @@
 //! - `inject`: the streaming lol_html rewriter that adds the client tag.
 //! - `lan`: the machine's network addresses and a QR code, for `--host 0.0.0.0`.
 //! - `listen`: picks the front door's port (fallback, strict, any).
+//! - `loop_guard`: tells a reload loop (page loads or the build rewriting watched files) from a
+//!   person saving, by cause.
 //! - `log`: tracing setup (text or JSON) with pingora's logs bridged in.
 //! - `notify`: the `relive notify` command.
 //! - `origin`: relive's internal HTTP app (client.js, WebSocket, status, static files).
@@ -57,6 +59,7 @@ pub mod inject;
 pub mod lan;
 pub mod listen;
 pub mod log;
+pub mod loop_guard;
 pub mod notify;
 pub mod origin;
 pub mod pages;

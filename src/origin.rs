@@ -111,6 +111,10 @@ impl Origin {
                     Err(_) => forbidden(),
                 }
             }
+            "/__relive/errors" => {
+                let status = crate::sse::report_error(request, &self.socket).await;
+                response(status, "text/plain; charset=utf-8", Bytes::new())
+            }
             "/__relive/status" => self.status(),
             "/__relive/" | "/__relive/dashboard" => {
                 let mut page = response(
@@ -212,7 +216,7 @@ impl Origin {
             Served::NotFound => response(
                 StatusCode::NOT_FOUND,
                 "text/html; charset=utf-8",
-                pages::not_found(&path, &self.tag),
+                pages::not_found(&path, &self.tag.at(self.socket.hub.last_id())),
             ),
             Served::BadRequest => response(
                 StatusCode::BAD_REQUEST,

@@ -60,9 +60,27 @@ pub enum Event {
         lines: Vec<String>,
         restart_in_ms: Option<u64>,
     },
+    /// relive found a reload loop and holds back the changes that keep it going: `paths` changed
+    /// each time a page loaded (or each time the build ran), `fix` is the flag that stops them
+    /// reaching relive. Other changes still reload.
+    LoopStopped {
+        paths: Vec<String>,
+        cause: LoopCause,
+        fix: String,
+    },
     /// Heartbeat; the client answers with `pong` echoing `sent`. `rtt_ms` is the round trip
     /// the previous heartbeat measured for this connection, if any.
     Ping { sent: u64, rtt_ms: Option<u64> },
+}
+
+/// What kept changing the files of a reload loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoopCause {
+    /// Loading a page (the server writes a log, a cache, a generated file).
+    PageLoad,
+    /// Running the build command (it writes into a watched folder).
+    Build,
 }
 
 /// Where the dev server behind relive is in its life.

@@ -23,7 +23,9 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 use crate::control;
 use crate::decode::{ContentCoding, Decoder};
 use crate::hosts;
+use crate::hub::Hub;
 use crate::inject::{ClientTag, Injector};
+use crate::loop_guard::PageLoads;
 use crate::pages;
 use crate::policy::{self, Injection};
 use crate::tunnel;
@@ -40,6 +42,10 @@ pub struct FrontDoor {
     pub origin: SocketAddr,
     /// The tag injected into pages (it carries the per-run token).
     pub tag: ClientTag,
+    /// The event hub: each page's tag names the newest event as of its response.
+    pub hub: Arc<Hub>,
+    /// Pages being served and served lately, to tell a reload loop from a person saving.
+    pub page_loads: Arc<PageLoads>,
     /// Host names allowed besides localhost and IP literals.
     pub allowed_hosts: Vec<String>,
     /// Whether a page's CSP blocking the client was reported (once is enough).
@@ -64,13 +70,30 @@ struct PageRewrite {
 }
 
 /// Per-request state.
-#[derive(Default)]
 pub struct RequestCtx {
+    /// When the request arrived (a page's serve starts here: the upstream may write files
+    /// while it handles the request).
+    arrived: std::time::Instant,
     to_origin: bool,
     connect_failures: usize,
     /// Present while a page response is being rewritten. Behind a `Mutex` only because pingora
     /// needs the context to be `Sync`; it is reached through `get_mut`, which never locks.
     rewrite: Option<Mutex<PageRewrite>>,
+    /// Set for a page; ends the page's serve in `PageLoads` when the request is done, however
+    /// it ends.
+    page_serve: Option<PageServe>,
+}
+
+/// A page being served, recorded in [`PageLoads`] until dropped.
+struct PageServe {
+    loads: Arc<PageLoads>,
+    id: u64,
+}
+
+impl Drop for PageServe {
+    fn drop(&mut self) {
+        self.loads.end(self.id, std::time::Instant::now());
+    }
 }
 
 impl FrontDoor {
@@ -92,7 +115,13 @@ impl ProxyHttp for FrontDoor {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::default()
+        RequestCtx {
+            arrived: std::time::Instant::now(),
+            to_origin: false,
+            connect_failures: 0,
+            rewrite: None,
+            page_serve: None,
+        }
     }
 
     /// Runs first for every request. Refuses CONNECT (relive is no open proxy) and decides
@@ -200,8 +229,8 @@ impl ProxyHttp for FrontDoor {
         Ok(())
     }
 
-    /// Edits the request sent upstream: asks for an uncompressed body when a page is likely,
-    /// sets `X-Forwarded-*` itself, and never forwards an `h2c` upgrade. The target and every
+    /// Edits the request sent upstream: asks for an uncompressed, unconditional body when a
+    /// page is likely, sets `X-Forwarded-*` itself, and never forwards an `h2c` upgrade. The target and every
     /// other header pass unchanged.
     async fn upstream_request_filter(
         &self,
@@ -211,6 +240,11 @@ impl ProxyHttp for FrontDoor {
     ) -> Result<()> {
         if policy::wants_page(&request.method, &request.headers) {
             request.insert_header(header::ACCEPT_ENCODING, "identity")?;
+            // A page's tag is made for each response (token, session, newest event): a `304`
+            // would bring back the browser's copy with an old tag, which after a restart is
+            // refused and reloads again. Pages are always sent whole.
+            request.remove_header(&header::IF_NONE_MATCH);
+            request.remove_header(&header::IF_MODIFIED_SINCE);
         }
         if upgrade_is(request, "h2c") {
             request.remove_header(&header::UPGRADE);
@@ -526,10 +560,16 @@ fn check_framing(request: &RequestHeader) -> std::result::Result<(), (StatusCode
     Ok(())
 }
 
-/// Bodies sent to relive's control endpoint must declare a length of at most
-/// [`control::MAX_BODY`]; anything else is refused here, before a byte of it is read.
+/// Bodies sent to relive's control endpoint (and a tab's error reports) must declare a length
+/// of at most [`control::MAX_BODY`] (and [`crate::ws::MAX_CLIENT_MESSAGE`]); anything else is
+/// refused here, before a byte of it is read.
 fn check_control_body(request: &RequestHeader) -> std::result::Result<(), (StatusCode, String)> {
-    if request.uri.path() != "/__relive/notify" || request.method != Method::POST {
+    let limit = match request.uri.path() {
+        "/__relive/notify" => control::MAX_BODY,
+        "/__relive/errors" => crate::ws::MAX_CLIENT_MESSAGE,
+        _ => return Ok(()),
+    };
+    if request.method != Method::POST {
         return Ok(());
     }
     if request.headers.contains_key(header::TRANSFER_ENCODING) {
@@ -544,9 +584,9 @@ fn check_control_body(request: &RequestHeader) -> std::result::Result<(), (Statu
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<usize>().ok());
     match declared {
-        Some(length) if length > control::MAX_BODY => Err((
+        Some(length) if length > limit => Err((
             StatusCode::PAYLOAD_TOO_LARGE,
-            "relive: the signal is over 64 KiB\n".into(),
+            format!("relive: the body is over {} KiB\n", limit / 1024),
         )),
         _ => Ok(()),
     }
@@ -729,7 +769,7 @@ impl FrontDoor {
             (
                 status,
                 "text/html; charset=utf-8",
-                pages::waiting(&snapshot, &self.tag),
+                pages::waiting(&snapshot, &self.tag.at(self.hub.last_id())),
             )
         } else {
             (
@@ -841,10 +881,17 @@ impl FrontDoor {
             response.set_version(Version::HTTP_11);
             response.insert_header(header::TRANSFER_ENCODING, "chunked")?;
         }
+        // The tag names the newest event now: the page's socket asks for everything after it,
+        // so a change published while the page is still arriving is not lost.
+        let tag = self.tag.at(self.hub.last_id());
         ctx.rewrite = Some(Mutex::new(PageRewrite {
             decoder,
-            injector: Injector::new(&self.tag, nonce, charset.as_deref()),
+            injector: Injector::new(&tag, nonce, charset.as_deref()),
         }));
+        ctx.page_serve = Some(PageServe {
+            loads: self.page_loads.clone(),
+            id: self.page_loads.begin(ctx.arrived),
+        });
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! sse: `/__relive/events`, the event-stream fallback for browsers whose WebSocket cannot
 //! open (a corporate proxy, an extension). Same events, same resume rules as the WebSocket;
-//! server to client only.
+//! server to client only. Its way back is `POST /__relive/errors`: the page's runtime errors,
+//! with the page token, under the same size limit as the socket's frames.
 //!
 //! Must never: answer another origin or a request without the token, or keep a task alive
 //! after its browser left (a failed write ends it).
@@ -16,7 +17,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
 use crate::hub::Published;
-use crate::protocol::Event;
+use crate::protocol::{ClientMessage, Event};
 use crate::ws::{self, Query, Refusal, SocketContext};
 
 fn frame(event: &Published) -> Bytes {
@@ -64,6 +65,45 @@ pub fn respond(
         HeaderValue::from_static("nosniff"),
     );
     Ok(response)
+}
+
+/// Answers `POST /__relive/errors` from a tab on the event stream: prints the runtime error it
+/// reports (within the same per-window limit as the socket's), `204`; or a refusal.
+pub async fn report_error(
+    request: http::Request<hyper::body::Incoming>,
+    context: &SocketContext,
+) -> StatusCode {
+    let outcome = async {
+        if !same_site(request.headers()) {
+            return Err(StatusCode::FORBIDDEN);
+        }
+        crate::control::check_post(
+            request.method(),
+            request.headers(),
+            &context.token,
+            ws::MAX_CLIENT_MESSAGE,
+        )
+        .map_err(|refusal| refusal.status)?;
+        let body = crate::control::read_body(request, ws::MAX_CLIENT_MESSAGE)
+            .await
+            .map_err(|refusal| refusal.status)?;
+        match serde_json::from_slice(&body) {
+            Ok(error @ ClientMessage::Error { .. }) => {
+                context
+                    .posted_errors
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .report(error);
+                Ok(())
+            }
+            _ => Err(StatusCode::BAD_REQUEST),
+        }
+    }
+    .await;
+    match outcome {
+        Ok(()) => StatusCode::NO_CONTENT,
+        Err(status) => status,
+    }
 }
 
 async fn feed(sender: mpsc::Sender<Bytes>, query: Query, context: Arc<SocketContext>) {

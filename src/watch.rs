@@ -74,6 +74,35 @@ pub struct Batch {
     pub everything: bool,
 }
 
+/// One batch of changes on its way to the tabs (straight to the hub, or through the build).
+#[derive(Debug, Clone)]
+pub struct ChangeSet {
+    /// What the batch causes: `css`/`image` swaps or one `reload`.
+    pub events: Vec<Event>,
+    /// The changed files as URL paths, sorted (empty when too many changed to list).
+    pub files: Vec<String>,
+    /// When the batch's first change was seen, to tell what caused it (`loop_guard`).
+    pub first_seen: std::time::Instant,
+}
+
+impl ChangeSet {
+    /// The change set of a due `batch` whose first change was seen at `first_seen`.
+    pub fn new(batch: &Batch, roots: &[PathBuf], first_seen: std::time::Instant) -> ChangeSet {
+        let mut files: Vec<String> = if batch.everything {
+            Vec::new()
+        } else {
+            batch.paths.iter().map(|p| url_path(p, roots)).collect()
+        };
+        files.sort();
+        files.dedup();
+        ChangeSet {
+            events: classify(batch, roots),
+            files,
+            first_seen,
+        }
+    }
+}
+
 /// Coalesces bursts: a batch is due once no change arrived for `quiet`, or `max_wait` after the
 /// first change of the burst, whichever is first. Time is passed in, so tests control it.
 #[derive(Debug)]
@@ -117,6 +146,11 @@ impl Debouncer {
     fn touch(&mut self, now: Instant) {
         self.first.get_or_insert(now);
         self.last = Some(now);
+    }
+
+    /// When the pending batch's first change was recorded.
+    pub fn started(&self) -> Option<Instant> {
+        self.first
     }
 
     /// When the pending batch becomes due, if there is one.
@@ -311,7 +345,7 @@ struct WatchLoop {
 /// of changes causes to `sink` (straight to the hub, or through the build command).
 pub async fn spawn(
     settings: WatchSettings,
-    sink: mpsc::Sender<Vec<Event>>,
+    sink: mpsc::Sender<ChangeSet>,
     shutdown: CancellationToken,
 ) -> Result<tokio::task::JoinHandle<()>, WatchError> {
     let mut roots = Vec::new();
@@ -419,7 +453,7 @@ impl WatchLoop {
     async fn run(
         mut self,
         mut changes: Changes,
-        sink: mpsc::Sender<Vec<Event>>,
+        sink: mpsc::Sender<ChangeSet>,
         shutdown: CancellationToken,
     ) {
         let mut debouncer = Debouncer::new(self.settings.debounce, MAX_WAIT);
@@ -436,8 +470,15 @@ impl WatchLoop {
                     None => break,
                 },
                 _ = sleep_until(deadline) => {
+                    let first_seen = debouncer.started().map_or_else(
+                        std::time::Instant::now,
+                        Instant::into_std,
+                    );
                     if let Some(batch) = debouncer.take_due(Instant::now())
-                        && sink.send(classify(&batch, &self.roots)).await.is_err()
+                        && sink
+                            .send(ChangeSet::new(&batch, &self.roots, first_seen))
+                            .await
+                            .is_err()
                     {
                         break;
                     }

@@ -25,7 +25,7 @@ use crate::hub::{Backlog, Hub, Published};
 use crate::protocol::{ClientMessage, Event, PROTOCOL_VERSION};
 
 /// Largest message a client may send; pongs are tiny.
-const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
+pub const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
 
 /// What the socket endpoint needs.
 pub struct SocketContext {
@@ -36,6 +36,8 @@ pub struct SocketContext {
     pub shutdown: CancellationToken,
     /// The dev server, in proxy mode (its status goes into `hello`).
     pub upstream: Option<Arc<crate::upstream::Upstream>>,
+    /// Runtime errors posted by tabs on the event stream, which have no socket to send them on.
+    pub posted_errors: std::sync::Mutex<ErrorReporter>,
 }
 
 /// Why an upgrade was refused.
@@ -219,10 +221,16 @@ const ERRORS_PER_WINDOW: u32 = 10;
 const ERROR_WINDOW: Duration = Duration::from_secs(10);
 
 /// Prints a tab's runtime errors in relive's output, at most [`ERRORS_PER_WINDOW`] per window.
-struct ErrorReporter {
+pub struct ErrorReporter {
     window_start: std::time::Instant,
     in_window: u32,
     suppressed: u32,
+}
+
+impl Default for ErrorReporter {
+    fn default() -> ErrorReporter {
+        ErrorReporter::new()
+    }
 }
 
 impl ErrorReporter {
@@ -234,7 +242,8 @@ impl ErrorReporter {
         }
     }
 
-    fn report(&mut self, message: ClientMessage) {
+    /// Prints `message` if it is an error and the window allows.
+    pub fn report(&mut self, message: ClientMessage) {
         let ClientMessage::Error {
             kind,
             message,

@@ -438,6 +438,19 @@ async fn ranges_conditional_requests_and_folder_redirects() {
     )
     .await;
     assert_eq!(again.status, 304);
+    let etag = whole.header("etag").expect("an etag").to_owned();
+    let same = get(relive.addr, "/data.txt", &[("If-None-Match", &etag)]).await;
+    assert_eq!(same.status, 304);
+    // Saved again within the same second: Last-Modified cannot tell, the tag can.
+    std::fs::write(site.path().join("data.txt"), "0123456789 and more").unwrap();
+    let changed = get(
+        relive.addr,
+        "/data.txt",
+        &[("If-None-Match", &etag), ("If-Modified-Since", &modified)],
+    )
+    .await;
+    assert_eq!(changed.status, 200);
+    assert_eq!(changed.text(), "0123456789 and more");
 
     let folder = get(relive.addr, "/docs?x=1", &[]).await;
     assert_eq!(folder.status, 307);

@@ -16,6 +16,11 @@ pub struct Browser {
     chromium: Chromium,
 }
 
+/// Another tab of the same browser (see [`Browser::open_tab`]).
+pub struct Tab {
+    session: String,
+}
+
 impl Browser {
     /// Starts Chromium and opens one blank tab.
     pub async fn launch() -> Option<Browser> {
@@ -31,6 +36,65 @@ impl Browser {
             .await
             .unwrap_or_else(|error| panic!("chromium starts: {error:#}"));
         Some(Browser { chromium })
+    }
+
+    /// Opens another tab; `hidden`: in a window of its own, minimized, so the page is hidden
+    /// (`document.visibilityState === 'hidden'`) as a tab in a background window is.
+    pub async fn open_tab(&mut self, hidden: bool) -> Tab {
+        let (target, session) = self
+            .chromium
+            .open_tab(hidden)
+            .await
+            .unwrap_or_else(|error| panic!("a new tab opens: {error:#}"));
+        if hidden {
+            let window = self
+                .chromium
+                .call_in(None, "Browser.getWindowForTarget", json!({"targetId": target}))
+                .await
+                .expect("the tab has a window");
+            self.chromium
+                .call_in(
+                    None,
+                    "Browser.setWindowBounds",
+                    json!({"windowId": window["windowId"], "bounds": {"windowState": "minimized"}}),
+                )
+                .await
+                .expect("the window minimizes");
+        }
+        Tab { session }
+    }
+
+    /// Sends a DevTools command to `tab`.
+    pub async fn call_in(&mut self, tab: &Tab, method: &str, params: Value) -> Value {
+        match self
+            .chromium
+            .call_in(Some(&tab.session), method, params)
+            .await
+        {
+            Ok(result) => result,
+            Err(error) => panic!("{method} failed: {error:#}"),
+        }
+    }
+
+    /// Evaluates `expression` in `tab` (`null` while it is between documents).
+    pub async fn eval_in(&mut self, tab: &Tab, expression: &str) -> Value {
+        let params = json!({"expression": expression, "returnByValue": true, "awaitPromise": true});
+        match self
+            .chromium
+            .call_in(Some(&tab.session), "Runtime.evaluate", params)
+            .await
+        {
+            Ok(result) => result["result"]["value"].clone(),
+            Err(_) => Value::Null,
+        }
+    }
+
+    /// The next DevTools event of the first tab, waiting at most `patience`.
+    pub async fn next_event(&mut self, patience: Duration) -> Option<Value> {
+        self.chromium
+            .next_event(tokio::time::Instant::now() + patience)
+            .await
+            .unwrap_or_else(|error| panic!("reading browser events: {error:#}"))
     }
 
     /// Sends a DevTools command to the tab and returns its result.
