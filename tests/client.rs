@@ -1,7 +1,8 @@
 //! The browser client's behaviours, each proven in real headless Chromium against the real
 //! binary: state kept across reloads, image and @import swaps, catching up after a dropped
-//! connection, the badge's states, the reload-loop guard, the event-stream fallback, runtime
-//! errors in relive's output, heartbeat round trips, iframes and the back/forward cache.
+//! connection, the badge's states, the event-stream fallback (and its way back to the
+//! WebSocket), runtime errors in relive's output, heartbeat round trips, iframes and the
+//! back/forward cache.
 
 mod common;
 
@@ -236,62 +237,25 @@ async fn the_badge_can_be_turned_off_per_page() {
     );
 }
 
-#[tokio::test]
-async fn a_reload_loop_is_stopped_with_a_banner_and_can_be_resumed() {
-    let Some((mut browser, dir, relive)) = setup().await else {
-        return;
-    };
-    open(&mut browser, &relive, "/").await;
-    for version in 1..=5 {
-        write(
-            dir.path(),
-            "index.html",
-            &page(&format!("<h1>v{version}</h1>")),
-        );
-        browser
-            .wait_until(&format!(
-                "document.querySelector('h1')?.textContent === 'v{version}' && __relive.status === 'connected'"
-            ))
-            .await;
-    }
-    write(dir.path(), "index.html", &page("<h1>v6</h1>"));
-    browser.wait_until("__relive.paused === true").await;
-    assert_eq!(
-        browser
-            .eval("document.querySelector('h1').textContent")
-            .await,
-        "v5"
-    );
-    assert_eq!(
-        browser.badge("root.querySelector('.banner').hidden").await,
-        false
-    );
-    let banner = browser
-        .badge("root.querySelector('.banner').textContent")
-        .await;
-    assert!(
-        banner.as_str().unwrap().contains("paused live reload"),
-        "{banner}"
-    );
-
-    browser
-        .badge("root.querySelector('.banner button').click()")
-        .await;
-    browser
-        .wait_until("document.querySelector('h1')?.textContent === 'v6'")
-        .await;
-}
+/// A proxy that blocks WebSockets while the page's `blockWebSockets` is true.
+const BLOCKABLE_WEBSOCKET: &str = "(() => {
+  const Real = window.WebSocket;
+  window.blockWebSockets = true;
+  function Blockable(url, protocols) {
+    if (window.blockWebSockets) throw new Error('blocked by test');
+    return new Real(url, protocols);
+  }
+  Blockable.prototype = Real.prototype;
+  for (const name of ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED']) Blockable[name] = Real[name];
+  window.WebSocket = Blockable;
+})();";
 
 #[tokio::test]
-async fn a_blocked_websocket_falls_back_to_an_event_stream() {
+async fn a_blocked_websocket_falls_back_to_an_event_stream_and_comes_back() {
     let Some(mut browser) = Browser::launch().await else {
         return;
     };
-    browser
-        .before_every_page(
-            "window.WebSocket = class { constructor() { throw new Error('blocked by test'); } };",
-        )
-        .await;
+    browser.before_every_page(BLOCKABLE_WEBSOCKET).await;
     let dir = site();
     let relive = Relive::start(&["."], dir.path());
     browser.navigate(&relive.url("/")).await;
@@ -310,9 +274,25 @@ async fn a_blocked_websocket_falls_back_to_an_event_stream() {
         .wait_until(&format!("{H1_COLOR} === 'rgb(1, 2, 3)'"))
         .await;
     assert_eq!(browser.eval("window.marker").await, "kept");
-    write(dir.path(), "index.html", &page("<h1>over sse</h1>"));
+
+    // The stream is one-way: page errors still reach relive's output.
     browser
-        .wait_until("document.querySelector('h1')?.textContent === 'over sse'")
+        .eval("setTimeout(() => { throw new Error('over-the-stream-4712'); }); 0")
+        .await;
+    let line = relive.wait_for_line("over-the-stream-4712");
+    assert!(line.contains("browser error on"), "{line}");
+
+    // WebSockets work again and the stream drops: the tab takes the WebSocket back.
+    browser
+        .eval("window.blockWebSockets = false; __relive.debugDrop(); 0")
+        .await;
+    browser
+        .wait_until("__relive.status === 'connected' && __relive.transport === 'websocket'")
+        .await;
+    assert_eq!(browser.eval("window.marker").await, "kept", "no reload");
+    write(dir.path(), "index.html", &page("<h1>over the socket</h1>"));
+    browser
+        .wait_until("document.querySelector('h1')?.textContent === 'over the socket'")
         .await;
 }
 
@@ -394,7 +374,7 @@ async fn a_frame_leaves_the_reload_to_its_top_page() {
             .await,
         "frame"
     );
-    // Hold the top page's reload (as its loop guard would) to see what the frame does alone.
+    // Hold the top page's reload (`paused`, a debugging hold) to see what the frame does alone.
     browser
         .eval("__relive.paused = true; window.seen = __relive.lastId; window.frameSeen = document.querySelector('iframe').contentWindow.__relive.lastId;")
         .await;
