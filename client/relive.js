@@ -110,8 +110,10 @@ function openWebSocket() {
   try {
     ws = new WebSocket(url);
   } catch {
+    // WebSockets are refused outright here (a policy, an extension): fall back at once, even
+    // in a hidden tab, rather than after a backoff meant for a lost connection.
     wsFailures = WS_FAILURES_BEFORE_FALLBACK;
-    scheduleReconnect();
+    retryTimer = setTimeout(reconnect, 0);
     return;
   }
   let opened = false;

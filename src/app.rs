@@ -307,7 +307,7 @@ async fn forward_changes(
     page_loads: Arc<PageLoads>,
     slack: Duration,
 ) {
-    let mut guard = LoopGuard::default();
+    let mut guard = LoopGuard::for_page_loads();
     while let Some(changes) = batches.recv().await {
         let caused = page_loads.explain(changes.first_seen, slack);
         match guard.judge(&changes.files, caused) {

@@ -77,7 +77,7 @@ pub async fn run(
     slack: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut guard = LoopGuard::default();
+    let mut guard = LoopGuard::for_builds();
     let mut last_build: Option<(Instant, Instant)> = None;
     loop {
         let mut changes = tokio::select! {

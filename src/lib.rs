@@ -4,8 +4,9 @@
 //!
 //! How a request flows: `proxy` (the front door) sends `/__relive/*` — and in static mode
 //! everything — to `origin`, the rest to the upstream, and rewrites page responses with
-//! `inject` when `policy` says they are pages. How a change flows: `watch` → `hub` → `ws` →
-//! the browser client (`client/relive.js`).
+//! `inject` when `policy` says they are pages (recording each page's serve in `loop_guard`).
+//! How a change flows: `watch` → `loop_guard` (held if a page load or the build caused it
+//! again) → `hub` → `ws` → the browser client (`client/relive.js`).
 //!
 //! Modules, one job each:
 //! - `app`: starts every part, reports the URL, stops everything on one shutdown token.

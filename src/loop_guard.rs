@@ -7,7 +7,9 @@
 //! files because a page loaded or a build ran. From then on, caused changes to those files are
 //! held back; everything else goes out as usual — a change to another file, or one that no
 //! page load or build explains (the person saved) — so a person is never held back, whatever
-//! their cadence.
+//! their cadence. A build runs for seconds and a person often saves while it runs, so with
+//! `--build` one more rule holds: a file that ever changed with no build running is the
+//! person's, and a batch that touches one is never part of a loop.
 //!
 //! Must never: hold a change that no page load or build explains, or block the front door
 //! (recording a page is a short lock on a small ring).
@@ -103,13 +105,35 @@ pub struct LoopGuard {
     streak: u32,
     streak_files: Vec<String>,
     looping: BTreeSet<String>,
+    /// For builds: the files that changed with no build running (a person's).
+    sources: Option<BTreeSet<String>>,
 }
 
 impl LoopGuard {
+    /// A guard for changes that page loads may cause.
+    pub fn for_page_loads() -> LoopGuard {
+        LoopGuard::default()
+    }
+
+    /// A guard for changes that the build may cause.
+    pub fn for_builds() -> LoopGuard {
+        LoopGuard {
+            sources: Some(BTreeSet::new()),
+            ..LoopGuard::default()
+        }
+    }
+
     /// Judges a batch touching `files` (URL paths, sorted); `caused` says whether a page load
     /// (or the build) explains it.
     pub fn judge(&mut self, files: &[String], caused: bool) -> Verdict {
-        if !caused || files.is_empty() {
+        let persons = self
+            .sources
+            .as_ref()
+            .is_some_and(|sources| files.iter().any(|f| sources.contains(f)));
+        if !caused || persons || files.is_empty() {
+            if let Some(sources) = self.sources.as_mut().filter(|_| !caused) {
+                sources.extend(files.iter().cloned());
+            }
             self.streak = 0;
             return Verdict::Publish;
         }
@@ -187,7 +211,7 @@ mod tests {
 
     #[test]
     fn a_person_saving_is_never_held_whatever_the_cadence() {
-        let mut guard = LoopGuard::default();
+        let mut guard = LoopGuard::for_page_loads();
         for _ in 0..1000 {
             assert_eq!(guard.judge(&files(&["/index.html"]), false), Verdict::Publish);
         }
@@ -195,7 +219,7 @@ mod tests {
 
     #[test]
     fn the_same_files_changing_with_every_page_load_are_a_loop_then_held() {
-        let mut guard = LoopGuard::default();
+        let mut guard = LoopGuard::for_page_loads();
         let log = files(&["/data/log.txt"]);
         assert_eq!(guard.judge(&log, true), Verdict::Publish);
         assert_eq!(guard.judge(&log, true), Verdict::Publish);
@@ -218,7 +242,7 @@ mod tests {
 
     #[test]
     fn a_streak_is_broken_by_other_files_or_an_unexplained_change() {
-        let mut guard = LoopGuard::default();
+        let mut guard = LoopGuard::for_page_loads();
         let (a, b) = (files(&["/a.html"]), files(&["/b.html"]));
         assert_eq!(guard.judge(&a, true), Verdict::Publish);
         assert_eq!(guard.judge(&a, true), Verdict::Publish);
@@ -231,8 +255,26 @@ mod tests {
     }
 
     #[test]
+    fn with_builds_a_persons_file_saved_during_builds_is_never_a_loop() {
+        let mut guard = LoopGuard::for_builds();
+        let (source, output) = (files(&["/src/app.js"]), files(&["/out/app.js"]));
+        assert_eq!(guard.judge(&source, false), Verdict::Publish);
+        for _ in 0..10 {
+            assert_eq!(guard.judge(&source, true), Verdict::Publish);
+        }
+        assert_eq!(guard.judge(&output, true), Verdict::Publish);
+        assert_eq!(guard.judge(&output, true), Verdict::Publish);
+        assert_eq!(guard.judge(&output, true), Verdict::LoopFound);
+        assert_eq!(guard.judge(&output, true), Verdict::Hold);
+        assert_eq!(
+            guard.judge(&files(&["/out/app.js", "/src/app.js"]), true),
+            Verdict::Publish
+        );
+    }
+
+    #[test]
     fn everything_changed_is_never_a_loop() {
-        let mut guard = LoopGuard::default();
+        let mut guard = LoopGuard::for_page_loads();
         for _ in 0..10 {
             assert_eq!(guard.judge(&[], true), Verdict::Publish);
         }

@@ -218,3 +218,41 @@ async fn stopping_relive_stops_a_running_build() {
     assert_eq!(relive.interrupt().code(), Some(130));
     assert!(!running(&marker), "the build outlived relive");
 }
+
+#[tokio::test]
+async fn a_build_that_writes_into_the_watched_folder_stops_rebuilding_for_its_own_output() {
+    let dir = site();
+    // The build writes its output into the folder relive watches: each run would start the next.
+    let relive = Relive::start(&[".", "--build", "date +%s%N > built.txt"], dir.path());
+    let (mut socket, _) = connect_and_hello(relive.addr).await;
+    std::fs::write(dir.path().join("index.html"), "<p>v2</p>").unwrap();
+    let events = events_until(&mut socket, &["loop_stopped"]).await;
+    let builds = events
+        .iter()
+        .filter(|(kind, _)| kind == "build_completed")
+        .count();
+    assert_eq!(builds, relive::loop_guard::LOOP_CYCLES as usize, "{events:?}");
+    let (_, stopped) = events.last().unwrap();
+    assert_eq!(stopped["paths"], serde_json::json!(["/built.txt"]));
+    assert_eq!(stopped["cause"], "build");
+    assert_eq!(stopped["fix"], "--ignore 'built.txt'");
+    let said = relive.wait_for_line("\"event\":\"loop\"");
+    assert!(said.contains("the build writes built.txt"), "{said}");
+
+    // A person's save still builds and reloads, once; the build's output no longer rebuilds.
+    std::fs::write(dir.path().join("index.html"), "<p>v3</p>").unwrap();
+    let events = events_until(&mut socket, &["reload"]).await;
+    assert_eq!(
+        kinds(&events),
+        vec!["build_progress", "build_completed", "reload"]
+    );
+    relive.wait_for_line("no build for /built.txt");
+    let (status, said) = common::run_to_exit_with(
+        &["notify", "message", "synced"],
+        dir.path(),
+        relive.runtime_dir.path(),
+    );
+    assert!(status.success(), "{said}");
+    let events = events_until(&mut socket, &["message"]).await;
+    assert_eq!(kinds(&events), vec!["message"], "no build after the loop");
+}

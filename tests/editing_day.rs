@@ -200,10 +200,11 @@ impl Session {
                 .await;
             tabs.push(tab);
         }
-        let hidden = browser
-            .eval_in(&tabs[HIDDEN], "document.visibilityState")
-            .await;
-        assert_eq!(hidden, "hidden", "the background tab is hidden");
+        for (index, tab) in tabs.iter().enumerate() {
+            let seen = browser.eval_in(tab, "document.visibilityState").await;
+            let expected = if index == HIDDEN { "hidden" } else { "visible" };
+            assert_eq!(seen, expected, "tab {index}");
+        }
         let mut session = Session {
             browser,
             tabs,
@@ -222,9 +223,16 @@ impl Session {
         let check = expected.check();
         let all: Vec<usize> = (0..self.tabs.len()).collect();
         for &index in which.unwrap_or(&all) {
-            let deadline = Instant::now() + PATIENCE;
+            let started = Instant::now();
+            let deadline = started + PATIENCE;
             loop {
                 if self.browser.eval_in(&self.tabs[index], &check).await == true {
+                    if started.elapsed() > Duration::from_secs(3) {
+                        eprintln!(
+                            "tab {index} took {:?} to show {expected:?}",
+                            started.elapsed()
+                        );
+                    }
                     break;
                 }
                 if Instant::now() > deadline {

@@ -38,12 +38,13 @@ impl Browser {
         Some(Browser { chromium })
     }
 
-    /// Opens another tab; `hidden`: in a window of its own, minimized, so the page is hidden
-    /// (`document.visibilityState === 'hidden'`) as a tab in a background window is.
+    /// Opens another tab in a window of its own, so its page is visible; `hidden`: the window
+    /// is minimized, so the page is hidden (`document.visibilityState === 'hidden'`) as a tab
+    /// in a background window is.
     pub async fn open_tab(&mut self, hidden: bool) -> Tab {
         let (target, session) = self
             .chromium
-            .open_tab(hidden)
+            .open_tab(true)
             .await
             .unwrap_or_else(|error| panic!("a new tab opens: {error:#}"));
         if hidden {
