@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, Mode};
 use crate::hub::Hub;
 use crate::inject::ClientTag;
-use crate::loop_guard::{BUILD_SLACK, CAUSE_SLACK, LoopGuard, PageLoads, Verdict};
+use crate::loop_guard::{BUILD_SLACK, CAUSE_SLACK, LoopGuard, PageLoads};
 use crate::origin::{self, Origin};
 use crate::protocol::LoopCause;
 use crate::proxy::FrontDoor;
@@ -310,19 +310,8 @@ async fn forward_changes(
     let mut guard = LoopGuard::for_page_loads();
     while let Some(changes) = batches.recv().await {
         let caused = page_loads.explain(changes.first_seen, slack);
-        match guard.judge(&changes.files, caused) {
-            Verdict::Publish => {}
-            Verdict::Hold => {
-                tracing::debug!(
-                    "held back {}: a page load changed it again (a known reload loop)",
-                    changes.files.join(", ")
-                );
-                continue;
-            }
-            Verdict::LoopFound => {
-                crate::loop_guard::announce(&hub, changes.files, LoopCause::PageLoad);
-                continue;
-            }
+        if !guard.passes(&hub, &changes.files, caused, LoopCause::PageLoad) {
+            continue;
         }
         let mut events = changes.events;
         if let Some(name) = defer_to.as_ref().and_then(|u| u.hmr()) {

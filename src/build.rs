@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::Hub;
-use crate::loop_guard::{LoopGuard, Verdict};
+use crate::loop_guard::LoopGuard;
 use crate::protocol::{Event, LoopCause};
 use crate::watch::{ChangeSet, announce};
 
@@ -94,19 +94,8 @@ pub async fn run(
             let caused = last_build.is_some_and(|(start, end)| {
                 start <= changes.first_seen && changes.first_seen <= end + slack
             });
-            match guard.judge(&changes.files, caused) {
-                Verdict::Publish => {}
-                Verdict::Hold => {
-                    tracing::debug!(
-                        "no build for {}: the build wrote it (a known build loop)",
-                        changes.files.join(", ")
-                    );
-                    break;
-                }
-                Verdict::LoopFound => {
-                    crate::loop_guard::announce(&hub, changes.files, LoopCause::Build);
-                    break;
-                }
+            if !guard.passes(&hub, &changes.files, caused, LoopCause::Build) {
+                break;
             }
             let started = Instant::now();
             let build = build_once(&command, &hub, &shutdown);

@@ -155,8 +155,33 @@ impl LoopGuard {
     }
 }
 
+impl LoopGuard {
+    /// Judges a batch and acts on the verdict: says so once a loop is found, notes a held
+    /// batch in the debug log. Returns whether the batch goes on (to the tabs, or the build).
+    pub fn passes(&mut self, hub: &Hub, files: &[String], caused: bool, cause: LoopCause) -> bool {
+        match self.judge(files, caused) {
+            Verdict::Publish => true,
+            Verdict::Hold => {
+                let by = match cause {
+                    LoopCause::PageLoad => "a page load",
+                    LoopCause::Build => "the build",
+                };
+                tracing::debug!(
+                    "held back {}: {by} changed it again (a known loop)",
+                    files.join(", ")
+                );
+                false
+            }
+            Verdict::LoopFound => {
+                announce(hub, files.to_vec(), cause);
+                false
+            }
+        }
+    }
+}
+
 /// Says in relive's output and in every tab that a loop was found and what ends it.
-pub fn announce(hub: &Hub, paths: Vec<String>, cause: LoopCause) {
+fn announce(hub: &Hub, paths: Vec<String>, cause: LoopCause) {
     let fix = ignore_hint(&paths);
     let names = paths
         .iter()

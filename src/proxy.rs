@@ -230,7 +230,7 @@ impl ProxyHttp for FrontDoor {
     }
 
     /// Edits the request sent upstream: asks for an uncompressed, unconditional body when a
-    /// page is likely, sets `X-Forwarded-*` itself, and never forwards an `h2c` upgrade. The target and every
+    /// page is likely, drops `If-Modified-Since` (see below), sets `X-Forwarded-*` itself, and never forwards an `h2c` upgrade. The target and every
     /// other header pass unchanged.
     async fn upstream_request_filter(
         &self,
@@ -244,8 +244,10 @@ impl ProxyHttp for FrontDoor {
             // would bring back the browser's copy with an old tag, which after a restart is
             // refused and reloads again. Pages are always sent whole.
             request.remove_header(&header::IF_NONE_MATCH);
-            request.remove_header(&header::IF_MODIFIED_SINCE);
         }
+        // `Last-Modified` counts whole seconds: a stylesheet saved twice within one would look
+        // unchanged and the reload would show the old one. Only entity tags revalidate.
+        request.remove_header(&header::IF_MODIFIED_SINCE);
         if upgrade_is(request, "h2c") {
             request.remove_header(&header::UPGRADE);
             request.remove_header("http2-settings");
@@ -265,6 +267,7 @@ impl ProxyHttp for FrontDoor {
         let request = session.req_header();
         if let Some(upstream) = self.upstream_for(ctx) {
             rewrite_location(upstream, request, response, self.https)?;
+            revalidate_by_default(response)?;
         }
         let decision = policy::decide(
             &request.method,
@@ -612,6 +615,18 @@ fn is_tunnelable_upgrade(request: &RequestHeader) -> bool {
         && !upgrade_is(request, "h2c")
         && !request.headers.contains_key(header::CONTENT_LENGTH)
         && !request.headers.contains_key(header::TRANSFER_ENCODING)
+}
+
+/// A response that says nothing about caching would be cached by the browser's heuristic
+/// (a fraction of its age), so a reload right after a save could show the old file: relive
+/// asks for revalidation instead. Caching the upstream asks for is left as it is.
+fn revalidate_by_default(response: &mut ResponseHeader) -> Result<()> {
+    let silent = !response.headers.contains_key(header::CACHE_CONTROL)
+        && !response.headers.contains_key(header::EXPIRES);
+    if silent && response.status.as_u16() >= 200 {
+        response.insert_header(header::CACHE_CONTROL, "no-cache")?;
+    }
+    Ok(())
 }
 
 /// Sets `X-Forwarded-For/Host/Proto` from what relive saw, replacing any the client sent.

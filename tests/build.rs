@@ -246,7 +246,7 @@ async fn a_build_that_writes_into_the_watched_folder_stops_rebuilding_for_its_ow
         kinds(&events),
         vec!["build_progress", "build_completed", "reload"]
     );
-    relive.wait_for_line("no build for /built.txt");
+    relive.wait_for_line("held back /built.txt");
     let (status, said) = common::run_to_exit_with(
         &["notify", "message", "synced"],
         dir.path(),

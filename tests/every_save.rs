@@ -85,6 +85,15 @@ impl DevServer {
     }
 }
 
+/// A temp folder with `watched/page.txt` holding "v1".
+fn watched_folder() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let watched = dir.path().join("watched");
+    std::fs::create_dir(&watched).unwrap();
+    std::fs::write(watched.join("page.txt"), "v1").unwrap();
+    (dir, watched)
+}
+
 fn shown(folder: &Path) -> String {
     std::fs::read_to_string(folder.join("page.txt")).unwrap_or_default()
 }
@@ -107,10 +116,7 @@ async fn a_change_made_while_the_page_is_still_arriving_reloads_it_once() {
     let Some(mut browser) = Browser::launch().await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let watched = dir.path().join("watched");
-    std::fs::create_dir(&watched).unwrap();
-    std::fs::write(watched.join("page.txt"), "v1").unwrap();
+    let (dir, watched) = watched_folder();
     // The first page is sent in two parts; the second waits for the test.
     let (sent_first_part, mut first_part_sent) = mpsc::channel::<oneshot::Sender<()>>(1);
     let upstream = DevServer::start(watched.clone(), move |n, folder, mut stream| {
@@ -212,10 +218,7 @@ async fn a_page_load_that_rewrites_a_watched_file_is_stopped_as_a_loop_and_saves
     let Some(mut browser) = Browser::launch().await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let watched = dir.path().join("watched");
-    std::fs::create_dir(&watched).unwrap();
-    std::fs::write(watched.join("page.txt"), "v1").unwrap();
+    let (dir, watched) = watched_folder();
     // A server that logs every page request into the folder relive watches.
     let upstream = DevServer::start(watched.clone(), |_, folder, stream| async move {
         let content = shown(&folder);
