@@ -934,3 +934,40 @@ async fn respond(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache_control(response: &ResponseHeader) -> Option<&str> {
+        response
+            .headers
+            .get(header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+    }
+
+    #[test]
+    fn responses_silent_about_caching_are_revalidated_and_others_kept() {
+        let mut silent = ResponseHeader::build(200, None).unwrap();
+        revalidate_by_default(&mut silent).unwrap();
+        assert_eq!(cache_control(&silent), Some("no-cache"));
+
+        let mut cached = ResponseHeader::build(200, None).unwrap();
+        cached
+            .insert_header(header::CACHE_CONTROL, "max-age=60")
+            .unwrap();
+        revalidate_by_default(&mut cached).unwrap();
+        assert_eq!(cache_control(&cached), Some("max-age=60"));
+
+        let mut expires = ResponseHeader::build(200, None).unwrap();
+        expires
+            .insert_header(header::EXPIRES, "Thu, 01 Dec 2044 16:00:00 GMT")
+            .unwrap();
+        revalidate_by_default(&mut expires).unwrap();
+        assert_eq!(cache_control(&expires), None);
+
+        let mut switching = ResponseHeader::build(101, None).unwrap();
+        revalidate_by_default(&mut switching).unwrap();
+        assert_eq!(cache_control(&switching), None);
+    }
+}

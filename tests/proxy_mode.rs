@@ -58,6 +58,33 @@ async fn page_requests_ask_the_upstream_for_identity() {
 }
 
 #[tokio::test]
+async fn pages_are_asked_for_whole_and_assets_revalidate_by_tag_only() {
+    let upstream = Upstream::start().await;
+    let (_dir, relive) = start(&upstream.url());
+    let conditional = [
+        ("If-None-Match", "\"v1\""),
+        ("If-Modified-Since", "Thu, 03 Dec 2026 10:00:00 GMT"),
+    ];
+    let page: Vec<(&str, &str)> = NAVIGATION.iter().chain(&conditional).copied().collect();
+    get(relive.addr, "/plain", &page).await;
+    get(relive.addr, "/app.js", &conditional).await;
+    let heads = upstream.heads.lock().unwrap().clone();
+    let page = heads.iter().find(|h| h.starts_with("GET /plain")).unwrap();
+    let page = page.to_ascii_lowercase();
+    assert!(
+        !page.contains("if-none-match") && !page.contains("if-modified-since"),
+        "a page's tag is made per response: {page}"
+    );
+    let asset = heads.iter().find(|h| h.starts_with("GET /app.js")).unwrap();
+    let asset = asset.to_ascii_lowercase();
+    assert!(asset.contains("if-none-match: \"v1\""), "{asset}");
+    assert!(
+        !asset.contains("if-modified-since"),
+        "whole seconds cannot tell two saves apart: {asset}"
+    );
+}
+
+#[tokio::test]
 async fn non_html_responses_are_byte_identical() {
     let upstream = Upstream::start().await;
     let (_dir, relive) = start(&upstream.url());
