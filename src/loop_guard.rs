@@ -238,7 +238,10 @@ mod tests {
     fn a_person_saving_is_never_held_whatever_the_cadence() {
         let mut guard = LoopGuard::for_page_loads();
         for _ in 0..1000 {
-            assert_eq!(guard.judge(&files(&["/index.html"]), false), Verdict::Publish);
+            assert_eq!(
+                guard.judge(&files(&["/index.html"]), false),
+                Verdict::Publish
+            );
         }
     }
 
@@ -316,7 +319,10 @@ mod tests {
         loads.end(id, at(200));
         assert!(loads.explain(at(200), CAUSE_SLACK));
         assert!(loads.explain(at(224), CAUSE_SLACK), "within the slack");
-        assert!(!loads.explain(at(226), CAUSE_SLACK), "a person's save later");
+        assert!(
+            !loads.explain(at(226), CAUSE_SLACK),
+            "a person's save later"
+        );
         let other = loads.begin(at(1000));
         loads.end(other, at(1010));
         assert!(loads.explain(at(1005), CAUSE_SLACK));

@@ -231,7 +231,11 @@ async fn a_build_that_writes_into_the_watched_folder_stops_rebuilding_for_its_ow
         .iter()
         .filter(|(kind, _)| kind == "build_completed")
         .count();
-    assert_eq!(builds, relive::loop_guard::LOOP_CYCLES as usize, "{events:?}");
+    assert_eq!(
+        builds,
+        relive::loop_guard::LOOP_CYCLES as usize,
+        "{events:?}"
+    );
     let (_, stopped) = events.last().unwrap();
     assert_eq!(stopped["paths"], serde_json::json!(["/built.txt"]));
     assert_eq!(stopped["cause"], "build");

@@ -213,7 +213,9 @@ impl Session {
             hidden_ms: Vec::new(),
             css_reloads: 0,
         };
-        session.wait_all(Expected { page: 0, css: 0 }, None, 0.0).await;
+        session
+            .wait_all(Expected { page: 0, css: 0 }, None, 0.0)
+            .await;
         Some(session)
     }
 
@@ -295,7 +297,13 @@ struct FileServer {
 impl FileServer {
     fn start(dir: &Path, port: u16) -> FileServer {
         let child = Command::new("python3")
-            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
             .arg("--directory")
             .arg(dir)
             .stdout(Stdio::null())
@@ -407,7 +415,9 @@ async fn a_day_of_editing(proxy: bool) {
             }
         }
         // The next save at once: only the fast tabs are waited for, the slow one is mid-load.
-        let next_at_once = plan.get(i + 1).is_some_and(|(next, _)| *next == Save::AtOnce);
+        let next_at_once = plan
+            .get(i + 1)
+            .is_some_and(|(next, _)| *next == Save::AtOnce);
         let fast: Vec<usize> = (0..session.tabs.len()).filter(|&t| t != SLOW).collect();
         session
             .wait_all(expected, next_at_once.then_some(&fast[..]), saved_at)

@@ -152,7 +152,9 @@ async fn a_change_made_while_the_page_is_still_arriving_reloads_it_once() {
     relive.wait_for_line("reload  page.txt changed");
     finish_page.send(()).unwrap();
     browser
-        .wait_until("document.getElementById('v')?.textContent === 'v2' && __relive.status === 'connected'")
+        .wait_until(
+            "document.getElementById('v')?.textContent === 'v2' && __relive.status === 'connected'",
+        )
         .await;
     // Once and only once: a message sent now arrives with no reload in between.
     let (status, said) = common::run_to_exit_with(
@@ -243,7 +245,10 @@ async fn a_page_load_that_rewrites_a_watched_file_is_stopped_as_a_loop_and_saves
         "{banner}"
     );
     let said = relive.wait_for_line("\"event\":\"loop\"");
-    assert!(said.contains("requests.log") && said.contains("--ignore 'requests.log'"), "{said}");
+    assert!(
+        said.contains("requests.log") && said.contains("--ignore 'requests.log'"),
+        "{said}"
+    );
     let loop_pages = upstream.pages();
     assert_eq!(
         loop_pages,

@@ -50,7 +50,11 @@ impl Browser {
         if hidden {
             let window = self
                 .chromium
-                .call_in(None, "Browser.getWindowForTarget", json!({"targetId": target}))
+                .call_in(
+                    None,
+                    "Browser.getWindowForTarget",
+                    json!({"targetId": target}),
+                )
                 .await
                 .expect("the tab has a window");
             self.chromium
