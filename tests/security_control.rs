@@ -328,3 +328,71 @@ async fn an_oversized_signal_is_refused_before_its_body_and_no_preflight_is_appr
         );
     }
 }
+
+#[tokio::test]
+async fn a_tabs_error_report_needs_the_page_token_the_same_origin_and_a_small_body() {
+    let dir = site();
+    let relive = Relive::start(&["."], dir.path());
+    let control = relive.control_token();
+    let page_token = common::token_of(
+        &common::get(relive.addr, "/", common::NAVIGATION)
+            .await
+            .text(),
+    );
+    let report = r#"{"type":"error","kind":"error","message":"reported-9931","url":"http://localhost/"}"#;
+    let send = |headers: String, body: &str| {
+        format!(
+            "POST /__relive/errors HTTP/1.1\r\nHost: {}\r\n{headers}Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            relive.addr,
+            body.len()
+        )
+    };
+    let json = "Content-Type: application/json\r\n";
+    let bearer = |token: &str| format!("Authorization: Bearer {token}\r\n");
+    let big = format!(
+        r#"{{"type":"error","kind":"error","message":"{}","url":"x"}}"#,
+        "a".repeat(5000)
+    );
+    let cases = [
+        (json.to_owned(), report.to_owned(), 401),
+        (format!("{json}{}", bearer(&control)), report.to_owned(), 401),
+        (
+            format!("{json}{}Origin: http://evil.example\r\n", bearer(&page_token)),
+            report.to_owned(),
+            403,
+        ),
+        (
+            format!("{json}{}Sec-Fetch-Site: cross-site\r\n", bearer(&page_token)),
+            report.to_owned(),
+            403,
+        ),
+        (
+            format!("Content-Type: text/plain\r\n{}", bearer(&page_token)),
+            report.to_owned(),
+            415,
+        ),
+        (format!("{json}{}", bearer(&page_token)), big, 413),
+        (
+            format!("{json}{}", bearer(&page_token)),
+            r#"{"type":"pong","sent":1}"#.to_owned(),
+            400,
+        ),
+    ];
+    for (headers, body, expected) in cases {
+        let response = raw(relive.addr, send(headers.clone(), &body).as_bytes()).await;
+        assert_eq!(
+            statuses(&response),
+            vec![expected],
+            "{headers}: {}",
+            String::from_utf8_lossy(&response)
+        );
+    }
+    let accepted = raw(
+        relive.addr,
+        send(format!("{json}{}", bearer(&page_token)), report).as_bytes(),
+    )
+    .await;
+    assert_eq!(statuses(&accepted), vec![204]);
+    let line = relive.wait_for_line("reported-9931");
+    assert!(line.contains("browser error on"), "{line}");
+}
