@@ -339,7 +339,8 @@ async fn a_tabs_error_report_needs_the_page_token_the_same_origin_and_a_small_bo
             .await
             .text(),
     );
-    let report = r#"{"type":"error","kind":"error","message":"reported-9931","url":"http://localhost/"}"#;
+    let report =
+        r#"{"type":"error","kind":"error","message":"reported-9931","url":"http://localhost/"}"#;
     let send = |headers: String, body: &str| {
         format!(
             "POST /__relive/errors HTTP/1.1\r\nHost: {}\r\n{headers}Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
@@ -355,14 +356,24 @@ async fn a_tabs_error_report_needs_the_page_token_the_same_origin_and_a_small_bo
     );
     let cases = [
         (json.to_owned(), report.to_owned(), 401),
-        (format!("{json}{}", bearer(&control)), report.to_owned(), 401),
         (
-            format!("{json}{}Origin: http://evil.example\r\n", bearer(&page_token)),
+            format!("{json}{}", bearer(&control)),
+            report.to_owned(),
+            401,
+        ),
+        (
+            format!(
+                "{json}{}Origin: http://evil.example\r\n",
+                bearer(&page_token)
+            ),
             report.to_owned(),
             403,
         ),
         (
-            format!("{json}{}Sec-Fetch-Site: cross-site\r\n", bearer(&page_token)),
+            format!(
+                "{json}{}Sec-Fetch-Site: cross-site\r\n",
+                bearer(&page_token)
+            ),
             report.to_owned(),
             403,
         ),
