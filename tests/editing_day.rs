@@ -442,9 +442,12 @@ async fn a_day_of_editing(proxy: bool) {
 
     // Nobody is stranded: every tab ends connected, showing the last save.
     session.wait_all(expected, None, 0.0).await;
-    for tab in &session.tabs {
-        let status = session.browser.eval_in(tab, "__relive.status").await;
-        assert_eq!(status, "connected");
+    for (index, tab) in session.tabs.iter().enumerate() {
+        let deadline = Instant::now() + PATIENCE;
+        while session.browser.eval_in(tab, "__relive.status").await != "connected" {
+            assert!(Instant::now() < deadline, "tab {index} never connected");
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
     }
     let relive = relive.expect("relive runs");
     let mut loop_lines = Vec::new();
