@@ -158,7 +158,7 @@ function post(message) {
   fetch("/__relive/errors", {
     method: "POST",
     headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
-    body: JSON.stringify(message).slice(0, 4000),
+    body: JSON.stringify(message),
     keepalive: true,
   }).catch(() => {});
   return true;
@@ -647,16 +647,30 @@ function reportError(kind, message, source, line, column) {
   }
   errorsInWindow += 1;
   if (errorsInWindow > ERRORS_PER_WINDOW) return;
-  const report = {
+  const report = fitted({
     type: "error",
     kind,
     message: String(message).slice(0, 2000),
-    source: source || null,
+    source: source ? String(source).slice(0, 500) : null,
     line: typeof line === "number" ? line : null,
     column: typeof column === "number" ? column : null,
-    url: location.href,
-  };
+    url: location.href.slice(0, 500),
+  });
   if (!deliver(report) && queuedErrors.length < ERRORS_PER_WINDOW) queuedErrors.push(report);
+}
+
+// relive takes at most 4 KiB per message (a frame or a POST): shorten the text until it fits.
+const MAX_MESSAGE_BYTES = 4000;
+const encoder = new TextEncoder();
+
+function fitted(report) {
+  while (
+    report.message.length > 0 &&
+    encoder.encode(JSON.stringify(report)).length > MAX_MESSAGE_BYTES
+  ) {
+    report.message = report.message.slice(0, Math.floor(report.message.length / 2));
+  }
+  return report;
 }
 
 function deliver(message) {

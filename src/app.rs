@@ -20,7 +20,7 @@ use crate::hub::Hub;
 use crate::inject::ClientTag;
 use crate::loop_guard::{BUILD_SLACK, CAUSE_SLACK, LoopGuard, PageLoads};
 use crate::origin::{self, Origin};
-use crate::protocol::LoopCause;
+use crate::protocol::{Event, LoopCause};
 use crate::proxy::FrontDoor;
 use crate::static_files::StaticFiles;
 use crate::upstream::Upstream;
@@ -324,7 +324,11 @@ async fn forward_changes(
                 );
             }
         }
+        let reloads = events.iter().any(|e| matches!(e, Event::Reload { .. }));
         watch::announce(&hub, events);
+        if reloads {
+            page_loads.reloaded(std::time::Instant::now());
+        }
     }
 }
 

@@ -1,8 +1,10 @@
 //! loop_guard: tells a reload loop from a person saving, by cause rather than by count.
 //!
-//! The rule. A batch of changes is *caused* when its first change came while a page was being
+//! The rule. A batch of changes is *caused* when its first change came while a page that relive's
+//! own reload brought (one requested within [`RELOAD_WINDOW`] of a published reload) was being
 //! served (from the request's arrival to [`CAUSE_SLACK`] after its last byte) — or, with
-//! `--build`, while the build ran. [`LOOP_CYCLES`] caused batches in a row that touch the same
+//! `--build`, while the build ran. Pages that other traffic requests (a tab being browsed, a
+//! load test, a monitor) never count, however many there are. [`LOOP_CYCLES`] caused batches in a row that touch the same
 //! files are a loop: the server (a log, a cache, generated output) or the build rewrites those
 //! files because a page loaded or a build ran. From then on, caused changes to those files are
 //! held back; everything else goes out as usual — a change to another file, or one that no
@@ -28,6 +30,8 @@ pub const LOOP_CYCLES: u32 = 3;
 pub const CAUSE_SLACK: Duration = Duration::from_millis(25);
 /// The same for a build: its last writes may be seen a little after it exits.
 pub const BUILD_SLACK: Duration = Duration::from_millis(100);
+/// How long after relive publishes a reload a page request still counts as that reload's.
+pub const RELOAD_WINDOW: Duration = Duration::from_secs(1);
 /// How many recent page serves are remembered.
 const SPANS_KEPT: usize = 256;
 
@@ -49,12 +53,25 @@ pub struct PageLoads {
 struct Spans {
     next_id: u64,
     spans: VecDeque<Span>,
+    last_reload: Option<Instant>,
 }
 
 impl PageLoads {
-    /// Records a page whose request arrived at `start`; returns its id for [`PageLoads::end`].
-    pub fn begin(&self, start: Instant) -> u64 {
+    /// Records that relive published a reload at `at`: the page loads that follow are its.
+    pub fn reloaded(&self, at: Instant) {
+        self.lock().last_reload = Some(at);
+    }
+
+    /// Records a page whose request arrived at `start`; returns its id for [`PageLoads::end`],
+    /// or `None` when no reload of relive's brought it (it never explains a change).
+    pub fn begin(&self, start: Instant) -> Option<u64> {
         let mut inner = self.lock();
+        let brought_by_reload = inner
+            .last_reload
+            .is_some_and(|reload| reload <= start && start <= reload + RELOAD_WINDOW);
+        if !brought_by_reload {
+            return None;
+        }
         inner.next_id += 1;
         let id = inner.next_id;
         if inner.spans.len() == SPANS_KEPT {
@@ -65,7 +82,7 @@ impl PageLoads {
             start,
             end: None,
         });
-        id
+        Some(id)
     }
 
     /// Records that page `id` was served completely (or cut off) at `at`.
@@ -313,7 +330,8 @@ mod tests {
         let loads = PageLoads::default();
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
-        let id = loads.begin(at(100));
+        loads.reloaded(at(90));
+        let id = loads.begin(at(100)).expect("brought by the reload");
         assert!(!loads.explain(at(99), CAUSE_SLACK), "before the request");
         assert!(loads.explain(at(150), CAUSE_SLACK), "while streaming");
         loads.end(id, at(200));
@@ -323,20 +341,33 @@ mod tests {
             !loads.explain(at(226), CAUSE_SLACK),
             "a person's save later"
         );
-        let other = loads.begin(at(1000));
+        let other = loads.begin(at(1000)).expect("within the window");
         loads.end(other, at(1010));
         assert!(loads.explain(at(1005), CAUSE_SLACK));
         assert!(!loads.explain(at(600), CAUSE_SLACK), "between two pages");
     }
 
     #[test]
+    fn pages_no_reload_brought_never_explain_a_change() {
+        let loads = PageLoads::default();
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        assert_eq!(loads.begin(at(0)), None, "before any reload: a person's");
+        loads.reloaded(at(100));
+        assert_eq!(loads.begin(at(50)), None, "before the reload");
+        assert_eq!(loads.begin(at(1200)), None, "long after it: other traffic");
+        assert!(!loads.explain(at(1201), CAUSE_SLACK));
+    }
+
+    #[test]
     fn only_recent_pages_are_kept() {
         let loads = PageLoads::default();
         let t0 = Instant::now();
-        let first = loads.begin(t0);
-        for i in 1..=SPANS_KEPT as u64 {
-            let id = loads.begin(t0 + Duration::from_secs(i));
-            loads.end(id, t0 + Duration::from_secs(i));
+        loads.reloaded(t0);
+        let first = loads.begin(t0).unwrap();
+        for _ in 1..=SPANS_KEPT {
+            let id = loads.begin(t0 + Duration::from_millis(20)).unwrap();
+            loads.end(id, t0 + Duration::from_millis(20));
         }
         loads.end(first, t0 + Duration::from_millis(10));
         assert!(!loads.explain(t0 + Duration::from_millis(5), CAUSE_SLACK));

@@ -79,8 +79,8 @@ pub struct RequestCtx {
     /// Present while a page response is being rewritten. Behind a `Mutex` only because pingora
     /// needs the context to be `Sync`; it is reached through `get_mut`, which never locks.
     rewrite: Option<Mutex<PageRewrite>>,
-    /// Set for a page; ends the page's serve in `PageLoads` when the request is done, however
-    /// it ends.
+    /// Set for a page that a reload of relive's brought; ends the page's serve in `PageLoads`
+    /// when the request is done, however it ends.
     page_serve: Option<PageServe>,
 }
 
@@ -903,9 +903,9 @@ impl FrontDoor {
             decoder,
             injector: Injector::new(&tag, nonce, charset.as_deref()),
         }));
-        ctx.page_serve = Some(PageServe {
+        ctx.page_serve = self.page_loads.begin(ctx.arrived).map(|id| PageServe {
             loads: self.page_loads.clone(),
-            id: self.page_loads.begin(ctx.arrived),
+            id,
         });
         Ok(())
     }

@@ -314,6 +314,21 @@ async fn runtime_errors_appear_in_relives_output() {
     browser.eval("console.error('logged-42', {a: 1}); 0").await;
     let line = relive.wait_for_line("logged-42");
     assert!(line.contains("browser console"), "{line}");
+    // A long message in a script of many bytes per character is shortened to fit relive's
+    // 4 KiB limit rather than closing the socket.
+    browser
+        .eval("console.error('wide-77 ' + 'ü'.repeat(1990)); 0")
+        .await;
+    relive.wait_for_line("wide-77 üü");
+    browser.eval("console.error('after-wide-78'); 0").await;
+    relive.wait_for_line("after-wide-78");
+    // A reconnect asks for the status first: there was none.
+    let status_fetches = browser
+        .eval(
+            "performance.getEntriesByName(new URL('/__relive/status', location.href).href).length",
+        )
+        .await;
+    assert_eq!(status_fetches, 0, "the socket was never closed");
 }
 
 #[tokio::test]
