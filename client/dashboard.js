@@ -52,6 +52,8 @@ function source(event) {
       return d.url;
     case "upstream_exited":
       return d.detail;
+    case "loop_stopped":
+      return `${(d.paths || []).join(", ")} changed with every ${d.cause === "build" ? "build" : "page load"}: held back (${d.fix})`;
     default:
       return "";
   }

@@ -431,13 +431,14 @@ async fn ranges_conditional_requests_and_folder_redirects() {
     let whole = get(relive.addr, "/data.txt", &[]).await;
     assert_eq!(whole.header("content-type"), Some("text/plain"));
     let modified = whole.header("last-modified").unwrap().to_owned();
+    // Whole seconds cannot tell two saves apart: only the entity tag revalidates.
     let again = get(
         relive.addr,
         "/data.txt",
         &[("If-Modified-Since", &modified)],
     )
     .await;
-    assert_eq!(again.status, 304);
+    assert_eq!(again.status, 200);
     let etag = whole.header("etag").expect("an etag").to_owned();
     let same = get(relive.addr, "/data.txt", &[("If-None-Match", &etag)]).await;
     assert_eq!(same.status, 304);
