@@ -5,6 +5,7 @@ mod common;
 
 use common::Relive;
 use common::browser::Browser;
+use common::file_server::FileServer;
 
 fn site() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -113,11 +114,7 @@ async fn page_reloads_once_relive_is_back_after_a_restart() {
 
 #[tokio::test]
 async fn proxy_mode_in_front_of_python_http_server_reloads_on_change() {
-    let python = std::process::Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok();
-    if !common::require_tool("python3", python) {
+    if !FileServer::available() {
         return;
     }
     let Some(mut browser) = Browser::launch().await else {
@@ -125,19 +122,7 @@ async fn proxy_mode_in_front_of_python_http_server_reloads_on_change() {
     };
     let dir = site();
     let port = common::unused_port();
-    let mut server = std::process::Command::new("python3")
-        .args([
-            "-m",
-            "http.server",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-        ])
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let _server = FileServer::spawn(dir.path(), port);
     let relive = Relive::start(
         &[
             "--proxy",
@@ -163,6 +148,4 @@ async fn proxy_mode_in_front_of_python_http_server_reloads_on_change() {
         .wait_until("document.querySelector('h1')?.textContent === 'edited'")
         .await;
     assert_eq!(browser.eval("window.marker === undefined").await, true);
-    let _ = server.kill();
-    let _ = server.wait();
 }

@@ -12,10 +12,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::browser::{Browser, Tab};
+use common::file_server::FileServer;
 use common::{PATIENCE, Relive};
 use serde_json::Value;
 
@@ -289,43 +289,6 @@ impl Session {
     }
 }
 
-/// A dev server for proxy mode: Python's own file server on a fixed port, so it can restart.
-struct FileServer {
-    child: Child,
-}
-
-impl FileServer {
-    fn start(dir: &Path, port: u16) -> FileServer {
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-            ])
-            .arg("--directory")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 runs");
-        let deadline = Instant::now() + PATIENCE;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the file server never listened");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        FileServer { child }
-    }
-}
-
-impl Drop for FileServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn write_atomically(path: &Path, content: &str) {
     let temp = path.with_extension("html.tmp");
     std::fs::write(&temp, content).unwrap();
@@ -342,7 +305,7 @@ fn percentile(samples: &mut [f64], p: f64) -> f64 {
 }
 
 async fn a_day_of_editing(proxy: bool) {
-    if !common::require_tool("python3", proxy_tool_present(proxy)) {
+    if proxy && !FileServer::available() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -512,15 +475,6 @@ async fn allow_websockets(session: &mut Session, relive: &Relive) {
         tokio::time::sleep(Duration::from_millis(15)).await;
     }
     eprintln!("event-stream tab: {reported} page errors reported; back on the WebSocket");
-}
-
-fn proxy_tool_present(proxy: bool) -> bool {
-    !proxy
-        || Command::new("python3")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod file_server;
 pub mod keepalive;
 pub mod upstream;
 
