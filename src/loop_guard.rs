@@ -32,6 +32,9 @@ pub const CAUSE_SLACK: Duration = Duration::from_millis(25);
 pub const BUILD_SLACK: Duration = Duration::from_millis(100);
 /// How long after relive publishes a reload a page request still counts as that reload's.
 pub const RELOAD_WINDOW: Duration = Duration::from_secs(1);
+/// A page still streaming after this long explains no later change (a page that never ends
+/// must not make every save look caused).
+pub const LONGEST_CAUSE: Duration = Duration::from_secs(5);
 /// How many recent page serves are remembered.
 const SPANS_KEPT: usize = 256;
 
@@ -94,10 +97,11 @@ impl PageLoads {
 
     /// Whether a change first seen at `at` came while a page was served (or `slack` after).
     pub fn explain(&self, at: Instant, slack: Duration) -> bool {
-        self.lock()
-            .spans
-            .iter()
-            .any(|s| s.start <= at && s.end.is_none_or(|end| at <= end + slack))
+        self.lock().spans.iter().any(|s| {
+            s.start <= at
+                && at <= s.start + LONGEST_CAUSE
+                && s.end.is_none_or(|end| at <= end + slack)
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Spans> {
@@ -334,6 +338,13 @@ mod tests {
         let id = loads.begin(at(100)).expect("brought by the reload");
         assert!(!loads.explain(at(99), CAUSE_SLACK), "before the request");
         assert!(loads.explain(at(150), CAUSE_SLACK), "while streaming");
+        assert!(
+            !loads.explain(
+                at(100) + LONGEST_CAUSE + Duration::from_millis(1),
+                CAUSE_SLACK
+            ),
+            "a page that streams on and on explains nothing after a while"
+        );
         loads.end(id, at(200));
         assert!(loads.explain(at(200), CAUSE_SLACK));
         assert!(loads.explain(at(224), CAUSE_SLACK), "within the slack");
