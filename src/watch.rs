@@ -30,6 +30,14 @@ pub const BUILTIN_IGNORES: &[&str] = &[
     ".svn/",
     "node_modules/",
     "target/",
+    // Caches and build output that dev servers write while they run (Vite, Next.js, Nuxt,
+    // SvelteKit, Parcel, Turborepo): never a person's edit, and each write would reload.
+    ".vite/",
+    ".next/",
+    ".nuxt/",
+    ".svelte-kit/",
+    ".parcel-cache/",
+    ".turbo/",
     ".DS_Store",
     // Editor swap, backup and atomic-save temp files (vim, emacs, JetBrains, VS Code, Kate).
     "*.swp",
