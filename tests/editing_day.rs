@@ -28,6 +28,9 @@ const WEBSOCKETS_ALLOWED_AT: usize = 100;
 const REACTION: Duration = Duration::from_millis(150);
 /// Network latency of the slow tab (a phone on Wi-Fi).
 const SLOW_LATENCY_MS: u64 = 150;
+/// How long a tab may take to show a save before the test fails: longer than elsewhere, as
+/// eight tabs, two relives and a dev server share two cores while `cargo test` runs both modes.
+const TAB_PATIENCE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Save {
@@ -226,7 +229,7 @@ impl Session {
         let all: Vec<usize> = (0..self.tabs.len()).collect();
         for &index in which.unwrap_or(&all) {
             let started = Instant::now();
-            let deadline = started + PATIENCE;
+            let deadline = started + TAB_PATIENCE;
             loop {
                 if self.browser.eval_in(&self.tabs[index], &check).await == true {
                     if started.elapsed() > Duration::from_secs(3) {
