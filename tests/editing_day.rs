@@ -307,7 +307,11 @@ fn percentile(samples: &mut [f64], p: f64) -> f64 {
     samples[rank]
 }
 
+/// The two modes take turns: each drives four tabs, and `cargo test` runs on two cores.
+static ONE_MODE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn a_day_of_editing(proxy: bool) {
+    let _turn = ONE_MODE_AT_A_TIME.lock().await;
     if proxy && !FileServer::available() {
         return;
     }
