@@ -133,17 +133,9 @@ impl Chromium {
             profile,
             _child: child,
         };
-        let target = browser
-            .call("Target.createTarget", json!({"url": "about:blank"}))
-            .await?;
-        let attached = browser
-            .call(
-                "Target.attachToTarget",
-                json!({"targetId": target["targetId"], "flatten": true}),
-            )
-            .await?;
-        browser.session = attached["sessionId"].as_str().map(str::to_owned);
-        for domain in ["Page", "Runtime", "Network", "Log"] {
+        let (_, session) = browser.open_tab(false).await?;
+        browser.session = Some(session);
+        for domain in ["Network", "Log"] {
             browser.call(&format!("{domain}.enable"), json!({})).await?;
         }
         Ok(browser)

@@ -412,12 +412,11 @@ async fn a_day_of_editing(proxy: bool) {
 
     // Nobody is stranded: every tab ends connected, showing the last save.
     session.wait_all(expected, None, 0.0).await;
-    for (index, tab) in session.tabs.iter().enumerate() {
-        let deadline = Instant::now() + PATIENCE;
-        while session.browser.eval_in(tab, "__relive.status").await != "connected" {
-            assert!(Instant::now() < deadline, "tab {index} never connected");
-            tokio::time::sleep(Duration::from_millis(15)).await;
-        }
+    for tab in &session.tabs {
+        session
+            .browser
+            .wait_until_in(tab, "__relive.status === 'connected'", PATIENCE)
+            .await;
     }
     let relive = relive.expect("relive runs");
     let mut loop_lines = Vec::new();
@@ -465,22 +464,15 @@ async fn allow_websockets(session: &mut Session, relive: &Relive) {
             "sessionStorage.setItem('relive-test-ws', 'open'); __relive.debugDrop(); true",
         )
         .await;
-    let deadline = Instant::now() + PATIENCE;
-    while session
+    // Back on the WebSocket, or the tab stayed on the event stream after WebSockets worked.
+    session
         .browser
-        .eval_in(
+        .wait_until_in(
             tab,
             "__relive.transport === 'websocket' && __relive.status === 'connected'",
+            PATIENCE,
         )
-        .await
-        != true
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the tab stayed on the event stream after WebSockets worked again"
-        );
-        tokio::time::sleep(Duration::from_millis(15)).await;
-    }
+        .await;
     eprintln!("event-stream tab: {reported} page errors reported; back on the WebSocket");
 }
 

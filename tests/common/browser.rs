@@ -136,17 +136,36 @@ impl Browser {
 
     /// Like `wait_until`, for behaviours that take long by design (backoff schedules).
     pub async fn wait_until_within(&mut self, expression: &str, patience: Duration) {
+        self.wait_in(None, expression, patience).await;
+    }
+
+    /// Like `wait_until`, in `tab`, with its own patience.
+    pub async fn wait_until_in(&mut self, tab: &Tab, expression: &str, patience: Duration) {
+        self.wait_in(Some(tab), expression, patience).await;
+    }
+
+    async fn wait_in(&mut self, tab: Option<&Tab>, expression: &str, patience: Duration) {
         let deadline = Instant::now() + patience;
         while Instant::now() < deadline {
-            if self.eval(expression).await == json!(true) {
+            if self.eval_somewhere(tab, expression).await == json!(true) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let status = self
-            .eval("JSON.stringify(globalThis.__relive ?? null) + ' ' + location.href")
+            .eval_somewhere(
+                tab,
+                "JSON.stringify(globalThis.__relive ?? null) + ' ' + location.href",
+            )
             .await;
         panic!("the page never satisfied `{expression}` (client: {status})");
+    }
+
+    async fn eval_somewhere(&mut self, tab: Option<&Tab>, expression: &str) -> Value {
+        match tab {
+            Some(tab) => self.eval_in(tab, expression).await,
+            None => self.eval(expression).await,
+        }
     }
 
     /// Types `text` into the focused element, as a user would.
