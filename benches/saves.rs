@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use relive::chromium::Chromium;
+use relive::check::chromium::Chromium;
 use serde_json::json;
 
 const SAVES: usize = 30;

@@ -45,37 +45,17 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
-pub mod build;
 pub mod check;
-pub mod chromium;
-pub mod cli;
 pub mod config;
-pub mod control;
-pub mod decode;
-pub mod devserver;
-pub mod discover;
-pub mod hosts;
+pub mod front_door;
 pub mod hub;
 pub mod inject;
-pub mod lan;
-pub mod listen;
 pub mod log;
-pub mod loop_guard;
 pub mod notify;
 pub mod origin;
-pub mod pages;
-pub mod policy;
-pub mod poll;
-pub mod protocol;
-pub mod proxy;
-pub mod sse;
-pub mod state;
-pub mod static_files;
 pub mod tls;
-pub mod tunnel;
+pub mod triggers;
 pub mod upstream;
-pub mod watch;
-pub mod ws;
 
 use std::process::ExitCode;
 
@@ -89,18 +69,9 @@ pub mod exit {
     pub const INTERRUPTED: u8 = 130;
 }
 
-/// How a run ended, for the exit code.
-#[derive(Debug)]
-pub enum Failure {
-    /// Bad flags or config: exit 2.
-    Usage(anyhow::Error),
-    /// Anything else: exit 1.
-    Runtime(anyhow::Error),
-}
-
 /// Runs the `relive` command with parsed arguments; returns the process exit code.
-pub fn main_with(cli: cli::Cli) -> ExitCode {
-    if let Some(cli::Command::Notify(args)) = &cli.command {
+pub fn main_with(cli: config::cli::Cli) -> ExitCode {
+    if let Some(config::cli::Command::Notify(args)) = &cli.command {
         let cwd = std::env::current_dir().unwrap_or_default();
         return match notify::run(args, &cwd) {
             Ok(done) => {
@@ -113,7 +84,7 @@ pub fn main_with(cli: cli::Cli) -> ExitCode {
             }
         };
     }
-    if let Some(cli::Command::Check(args)) = &cli.command {
+    if let Some(config::cli::Command::Check(args)) = &cli.command {
         let cwd = std::env::current_dir().unwrap_or_default();
         return match check::run(args, &cwd) {
             Ok(report) => {
@@ -134,10 +105,10 @@ pub fn main_with(cli: cli::Cli) -> ExitCode {
 }
 
 /// Says why relive could not do its job; returns the exit code for it.
-fn failed(failure: Failure) -> ExitCode {
+fn failed(failure: app::Failure) -> ExitCode {
     let (error, code) = match failure {
-        Failure::Usage(error) => (error, exit::USAGE),
-        Failure::Runtime(error) => (error, exit::FAILURE),
+        app::Failure::Usage(error) => (error, exit::USAGE),
+        app::Failure::Runtime(error) => (error, exit::FAILURE),
     };
     // The error and its causes, each said once (most messages already name their cause).
     let mut text = error.to_string();
@@ -154,18 +125,19 @@ fn failed(failure: Failure) -> ExitCode {
 
 /// Resolves the config, picks the port, and runs until Ctrl-C or SIGTERM. Returns whether
 /// it was interrupted.
-fn run_cli(cli: cli::Cli) -> Result<bool, Failure> {
-    let cwd = std::env::current_dir()
-        .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot read the current folder: {e}")))?;
-    let config = config::resolve(&cli, &cwd).map_err(|e| Failure::Usage(e.into()))?;
+fn run_cli(cli: config::cli::Cli) -> Result<bool, app::Failure> {
+    let cwd = std::env::current_dir().map_err(|e| {
+        app::Failure::Runtime(anyhow::anyhow!("cannot read the current folder: {e}"))
+    })?;
+    let config = config::resolve(&cli, &cwd).map_err(|e| app::Failure::Usage(e.into()))?;
     let verbosity = if cli.quiet {
         -1
     } else {
         cli.verbose.min(2) as i8
     };
     log::init(config.log_format, verbosity);
-    let addr = listen::choose(config.host, config.port, config.strict_port)
-        .map_err(|e| Failure::Usage(e.into()))?;
+    let addr = app::listen::choose(config.host, config.port, config.strict_port)
+        .map_err(|e| app::Failure::Usage(e.into()))?;
     if config.port != 0 && addr.port() != config.port {
         tracing::info!(
             "port {} is in use; using {} instead",
@@ -179,10 +151,12 @@ fn run_cli(cli: cli::Cli) -> Result<bool, Failure> {
         .worker_threads(2)
         .thread_name("relive")
         .build()
-        .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot start the async runtime: {e}")))?;
+        .map_err(|e| {
+            app::Failure::Runtime(anyhow::anyhow!("cannot start the async runtime: {e}"))
+        })?;
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
-        let interrupted = tokio::spawn(stop_on_signal(shutdown.clone()));
+        let interrupted = tokio::spawn(app::stop_on_signal(shutdown.clone()));
         let print_token = cli.print_token;
         let result = app::run(config, addr, shutdown.clone(), |listening| {
             if print_token {
@@ -194,28 +168,8 @@ fn run_cli(cli: cli::Cli) -> Result<bool, Failure> {
         let interrupted = interrupted.await.unwrap_or(false);
         result.map(|()| interrupted).map_err(|e| match e {
             // A certificate or key that cannot be used is bad input, like a bad config.
-            app::RunError::Tls(_) => Failure::Usage(e.into()),
-            _ => Failure::Runtime(e.into()),
+            app::RunError::Tls(_) => app::Failure::Usage(e.into()),
+            _ => app::Failure::Runtime(e.into()),
         })
     })
-}
-
-/// Cancels `shutdown` on Ctrl-C or SIGTERM; returns whether a signal (not another cause)
-/// ended the run.
-pub(crate) async fn stop_on_signal(shutdown: CancellationToken) -> bool {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        shutdown.cancelled().await;
-        return false;
-    };
-    let signalled = tokio::select! {
-        _ = interrupt.recv() => true,
-        _ = terminate.recv() => true,
-        _ = shutdown.cancelled() => false,
-    };
-    shutdown.cancel();
-    signalled
 }

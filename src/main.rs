@@ -4,5 +4,5 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    relive::main_with(relive::cli::Cli::parse())
+    relive::main_with(relive::config::cli::Cli::parse())
 }

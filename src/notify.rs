@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 
-use crate::cli::{NotifyArgs, SignalArg};
+use crate::app::state;
 use crate::config::UpstreamUrl;
-use crate::state;
+use crate::config::cli::{NotifyArgs, SignalArg};
 
 /// The JSON body for a signal.
 pub fn body(signal: &SignalArg) -> serde_json::Value {

@@ -233,7 +233,7 @@ async fn a_build_that_writes_into_the_watched_folder_stops_rebuilding_for_its_ow
         .count();
     assert_eq!(
         builds,
-        relive::loop_guard::LOOP_CYCLES as usize,
+        relive::triggers::loop_guard::LOOP_CYCLES as usize,
         "{events:?}"
     );
     let (_, stopped) = events.last().unwrap();

@@ -252,7 +252,7 @@ async fn a_page_load_that_rewrites_a_watched_file_is_stopped_as_a_loop_and_saves
     let loop_pages = upstream.pages();
     assert_eq!(
         loop_pages,
-        relive::loop_guard::LOOP_CYCLES as usize + 1,
+        relive::triggers::loop_guard::LOOP_CYCLES as usize + 1,
         "the person's first load, then the reloads that proved the loop"
     );
 

@@ -9,7 +9,7 @@ fuzz_target!(|data: &[u8]| {
     let mut lines = text.split('\n');
     let target = lines.next().unwrap_or("/");
     // The static folder's path check: decode once, refuse what may not be served.
-    if let Ok(segments) = relive::static_files::check_path(target) {
+    if let Ok(segments) = relive::origin::static_files::check_path(target) {
         for segment in segments {
             assert!(!segment.contains(['/', '\0', '\\']), "{segment:?}");
             assert!(segment != ".." && segment != ".");
@@ -34,10 +34,10 @@ fuzz_target!(|data: &[u8]| {
     let status = http::StatusCode::from_u16(200 + (data.len() % 300) as u16)
         .unwrap_or(http::StatusCode::OK);
     for method in [http::Method::GET, http::Method::HEAD, http::Method::POST] {
-        let _ = relive::policy::decide(&method, &request, status, &response);
-        let _ = relive::policy::wants_page(&method, &request);
+        let _ = relive::inject::policy::decide(&method, &request, status, &response);
+        let _ = relive::inject::policy::wants_page(&method, &request);
     }
-    let _ = relive::policy::csp_nonce(&response);
-    let _ = relive::policy::csp_conflicts(&response);
-    let _ = relive::policy::charset(&response);
+    let _ = relive::inject::policy::csp_nonce(&response);
+    let _ = relive::inject::policy::csp_conflicts(&response);
+    let _ = relive::inject::policy::charset(&response);
 });

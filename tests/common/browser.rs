@@ -1,11 +1,11 @@
 //! Real headless Chromium for the browser tests, driven through relive's own DevTools client
-//! (`relive::chromium`, the one `relive check` uses). `Browser::launch()` returns `None` (with a
+//! (`relive::check::chromium`, the one `relive check` uses). `Browser::launch()` returns `None` (with a
 //! loud message) when Chromium is missing locally, and panics under `CI=true`.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use relive::chromium::Chromium;
+use relive::check::chromium::Chromium;
 use serde_json::{Value, json};
 
 use super::{PATIENCE, require_tool};

@@ -102,7 +102,7 @@ impl Conn {
             .is_some_and(|te| te.contains("chunked"))
         {
             loop {
-                if let Some(body) = relive::tunnel::dechunk(&self.buf) {
+                if let Some(body) = relive::front_door::tunnel::dechunk(&self.buf) {
                     let end = self.buf.windows(5).position(|w| w == b"0\r\n\r\n").unwrap();
                     self.buf.drain(..end + 5);
                     answer.body = body;

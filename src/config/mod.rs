@@ -13,10 +13,14 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::cli::{Cli, LogFormat};
-use crate::devserver::DevCommand;
+pub mod cli;
+mod values;
+
+pub use values::{DevCommand, UpstreamUrl, WatchSettings};
+
+use crate::log::LogFormat;
 use crate::tls::CertSource;
-use crate::watch::WatchSettings;
+use cli::Cli;
 
 /// The file looked for in the working directory when `--config` is not given.
 pub const DEFAULT_FILE: &str = "relive.toml";
@@ -98,76 +102,6 @@ pub struct ClientSection {
 #[serde(deny_unknown_fields)]
 pub struct LogSection {
     pub format: Option<LogFormat>,
-}
-
-/// The dev server to front: `http://HOST:PORT`, nothing more.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamUrl {
-    /// `https://`: relive speaks TLS to it.
-    pub tls: bool,
-    pub host: String,
-    pub port: u16,
-}
-
-impl UpstreamUrl {
-    /// Accepts `http://host:port[/]`, `https://host:port[/]`, `host:port` or a bare port
-    /// (meaning `localhost`).
-    pub fn parse(input: &str) -> Result<UpstreamUrl, String> {
-        let input = input.trim();
-        if let Ok(port) = input.parse::<u16>() {
-            return Ok(UpstreamUrl {
-                tls: false,
-                host: "localhost".into(),
-                port,
-            });
-        }
-        let (tls, rest) = match input.split_once("://") {
-            Some(("http", rest)) => (false, rest),
-            Some(("https", rest)) => (true, rest),
-            Some((scheme, _)) => {
-                return Err(format!(
-                    "`{input}`: unsupported scheme `{scheme}`; use http:// or https://"
-                ));
-            }
-            None => (false, input),
-        };
-        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        if !(path.is_empty() || path == "/") {
-            return Err(format!(
-                "`{input}`: give only the dev server's address (no path); relive forwards every \
-                 path as it is"
-            ));
-        }
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => {
-                let port = port
-                    .parse::<u16>()
-                    .map_err(|_| format!("`{input}`: `{port}` is not a port number"))?;
-                (host, port)
-            }
-            _ => (authority, if tls { 443 } else { 80 }),
-        };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() {
-            return Err(format!("`{input}`: the host is missing"));
-        }
-        Ok(UpstreamUrl {
-            tls,
-            host: host.to_owned(),
-            port,
-        })
-    }
-}
-
-impl std::fmt::Display for UpstreamUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let scheme = if self.tls { "https" } else { "http" };
-        if self.host.contains(':') {
-            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{scheme}://{}:{}", self.host, self.port)
-        }
-    }
 }
 
 /// What relive is in front of.
@@ -613,7 +547,7 @@ mod tests {
 
     #[test]
     fn the_reference_config_parses() {
-        let text = include_str!("../config/relive.toml");
+        let text = include_str!("../../config/relive.toml");
         let parsed = parse(text).expect("config/relive.toml must stay valid");
         assert_eq!(parsed.server.port, Some(DEFAULT_PORT));
     }

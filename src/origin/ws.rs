@@ -21,8 +21,8 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
+use crate::hub::protocol::{ClientMessage, Event, PROTOCOL_VERSION};
 use crate::hub::{Backlog, Hub, Published};
-use crate::protocol::{ClientMessage, Event, PROTOCOL_VERSION};
 
 /// Largest message a client may send; pongs are tiny.
 pub const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
@@ -345,7 +345,7 @@ where
                     tracing::debug!("dropping a tab that stopped answering");
                     break;
                 }
-                let ping = Event::Ping { sent: crate::protocol::now_ms(), rtt_ms };
+                let ping = Event::Ping { sent: crate::hub::protocol::now_ms(), rtt_ms };
                 if !send(&mut socket, frame(&Published::new(hub.transient(ping)))).await {
                     break;
                 }
@@ -354,7 +354,7 @@ where
                 Some(Ok(Message::Text(text))) => match serde_json::from_str(&text) {
                     Ok(ClientMessage::Pong { sent }) => {
                         missed_heartbeats = 0;
-                        let rtt = crate::protocol::now_ms().saturating_sub(sent);
+                        let rtt = crate::hub::protocol::now_ms().saturating_sub(sent);
                         rtt_ms = Some(rtt);
                         context.clients.update(client, |info| info.rtt_ms = Some(rtt));
                     }

@@ -7,6 +7,9 @@
 //!
 //! Must never: buffer a whole body, change any byte of the page other than adding the tag.
 
+pub mod decode;
+pub mod policy;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 

@@ -10,6 +10,9 @@
 //! Must never: block a request on the status lock for longer than a copy, or report `ready`
 //! before a connection to the upstream succeeded.
 
+pub mod devserver;
+pub mod discover;
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::UpstreamUrl;
 use crate::hub::Hub;
-use crate::protocol::{Event, UpstreamState};
+use crate::hub::protocol::{Event, UpstreamState};
 
 /// How many output lines of a supervised command are kept for pages and overlays.
 pub const OUTPUT_LINES: usize = 20;

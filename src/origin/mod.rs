@@ -5,6 +5,12 @@
 //! Must never: listen on anything but loopback, or answer a request the front door did not
 //! forward (it is not advertised anywhere).
 
+pub mod control;
+pub mod pages;
+pub mod sse;
+pub mod static_files;
+pub mod ws;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,14 +27,13 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::pages;
-use crate::static_files::{Served, StaticFiles};
-use crate::ws::{self, SocketContext};
+use crate::origin::static_files::{Served, StaticFiles};
+use ws::SocketContext;
 
 /// The browser client, compiled into the binary.
-pub const CLIENT_JS: &str = include_str!("../client/relive.js");
+pub const CLIENT_JS: &str = include_str!("../../client/relive.js");
 /// The dashboard's script, compiled into the binary.
-pub const DASHBOARD_JS: &str = include_str!("../client/dashboard.js");
+pub const DASHBOARD_JS: &str = include_str!("../../client/dashboard.js");
 /// How many recent events the status shows.
 const STATUS_EVENTS: usize = 50;
 
@@ -106,13 +111,13 @@ impl Origin {
             },
             "/__relive/events" => {
                 let query = ws::Query::parse(request.uri().query());
-                match crate::sse::respond(request.headers(), query, self.socket.clone()) {
+                match crate::origin::sse::respond(request.headers(), query, self.socket.clone()) {
                     Ok(stream) => stream,
                     Err(_) => forbidden(),
                 }
             }
             "/__relive/errors" => {
-                let status = crate::sse::report_error(request, &self.socket).await;
+                let status = crate::origin::sse::report_error(request, &self.socket).await;
                 response(status, "text/plain; charset=utf-8", Bytes::new())
             }
             "/__relive/status" => self.status(),
@@ -135,10 +140,11 @@ impl Origin {
             ),
             "/__relive/notify" => {
                 let (status, body) =
-                    crate::control::handle(request, &self.control_token, &self.socket.hub).await;
+                    crate::origin::control::handle(request, &self.control_token, &self.socket.hub)
+                        .await;
                 response(status, "application/json", body)
             }
-            _ if path.starts_with(crate::proxy::RESERVED_PREFIX) => response(
+            _ if path.starts_with(crate::front_door::RESERVED_PREFIX) => response(
                 StatusCode::NOT_FOUND,
                 "text/plain; charset=utf-8",
                 "relive: no such endpoint\n",
@@ -164,10 +170,11 @@ impl Origin {
     fn status(&self) -> Response<Body> {
         let hub = &self.socket.hub;
         let (events, counters) = hub.recent(STATUS_EVENTS);
-        let events: Vec<&crate::protocol::Envelope> = events.iter().map(|e| &e.envelope).collect();
+        let events: Vec<&crate::hub::protocol::Envelope> =
+            events.iter().map(|e| &e.envelope).collect();
         let status = serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
-            "protocol": crate::protocol::PROTOCOL_VERSION,
+            "protocol": crate::hub::protocol::PROTOCOL_VERSION,
             "session_id": hub.session_id(),
             "serving": self.serving,
             "clients": hub.subscribers(),

@@ -18,9 +18,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::Hub;
-use crate::loop_guard::LoopGuard;
-use crate::protocol::{Event, LoopCause};
-use crate::watch::{ChangeSet, announce};
+use crate::hub::protocol::{Event, LoopCause};
+use crate::triggers::loop_guard::LoopGuard;
+use crate::triggers::watch::{ChangeSet, announce};
 
 /// How many output lines a failure shows.
 pub const ERROR_LINES: usize = 20;

@@ -11,7 +11,6 @@
 //! group gets SIGTERM, then SIGKILL after a grace period), or let it read the terminal (a
 //! background process group reading the terminal would be stopped).
 
-use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,10 +22,10 @@ use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::UpstreamUrl;
-use crate::discover;
+use crate::config::{DevCommand, UpstreamUrl};
 use crate::hub::Hub;
-use crate::protocol::{Event, UpstreamState};
+use crate::hub::protocol::{Event, UpstreamState};
+use crate::upstream::discover;
 use crate::upstream::{self, Upstream};
 
 /// How long the command gets to stop after SIGTERM before the group gets SIGKILL.
@@ -37,66 +36,6 @@ const ADDRESS_HINT_AFTER: Duration = Duration::from_secs(15);
 const MAX_LINE: usize = 8 * 1024;
 /// A run that lasted this long was healthy: the restart backoff starts over.
 const HEALTHY_RUN: Duration = Duration::from_secs(30);
-
-/// The dev server command and how to run it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DevCommand {
-    /// The program and its arguments (`["sh", "-c", "…"]` for a command from the config file).
-    pub argv: Vec<String>,
-    /// The words to recognise the framework and port by.
-    pub words: Vec<String>,
-    /// As the user wrote it.
-    pub display: String,
-    /// Start it again when it exits.
-    pub restart: bool,
-    /// The address was given with `--proxy`: nothing to discover.
-    pub fixed_address: bool,
-    /// Where it runs.
-    pub cwd: PathBuf,
-}
-
-impl DevCommand {
-    /// From the words after `--`, run as they are.
-    pub fn from_args(args: Vec<String>, restart: bool, cwd: PathBuf) -> DevCommand {
-        DevCommand {
-            display: display(&args),
-            words: args.clone(),
-            argv: args,
-            restart,
-            fixed_address: false,
-            cwd,
-        }
-    }
-
-    /// From a shell command line (the config file's `dev.command`), run by `sh -c`.
-    pub fn from_shell(line: &str, restart: bool, cwd: PathBuf) -> DevCommand {
-        DevCommand {
-            argv: vec!["sh".into(), "-c".into(), line.into()],
-            words: line.split_whitespace().map(str::to_owned).collect(),
-            display: line.to_owned(),
-            restart,
-            fixed_address: false,
-            cwd,
-        }
-    }
-}
-
-/// Words joined for people, quoted where a shell would need it.
-fn display(args: &[String]) -> String {
-    args.iter()
-        .map(|a| {
-            if !a.is_empty()
-                && a.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=@+,%".contains(c))
-            {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 /// What the running command reports.
 enum Report {
@@ -434,16 +373,6 @@ async fn stop(group: Pid, reports: &mut mpsc::Receiver<Report>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn commands_display_as_typed() {
-        let args = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(display(&args(&["npm", "run", "dev"])), "npm run dev");
-        assert_eq!(
-            display(&args(&["sh", "-c", "echo it's"])),
-            r"sh -c 'echo it'\''s'"
-        );
-    }
 
     #[test]
     fn refusals_get_a_hint() {

@@ -17,8 +17,8 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
 use crate::hub::Published;
-use crate::protocol::{ClientMessage, Event};
-use crate::ws::{self, Query, Refusal, SocketContext};
+use crate::hub::protocol::{ClientMessage, Event};
+use crate::origin::ws::{self, Query, Refusal, SocketContext};
 
 fn frame(event: &Published) -> Bytes {
     let mut out = format!("id: {}\ndata: ", event.id()).into_bytes();
@@ -77,14 +77,14 @@ pub async fn report_error(
         if !same_site(request.headers()) {
             return Err(StatusCode::FORBIDDEN);
         }
-        crate::control::check_post(
+        crate::origin::control::check_post(
             request.method(),
             request.headers(),
             &context.token,
             ws::MAX_CLIENT_MESSAGE,
         )
         .map_err(|refusal| refusal.status)?;
-        let body = crate::control::read_body(request, ws::MAX_CLIENT_MESSAGE)
+        let body = crate::origin::control::read_body(request, ws::MAX_CLIENT_MESSAGE)
             .await
             .map_err(|refusal| refusal.status)?;
         match serde_json::from_slice(&body) {
@@ -128,7 +128,7 @@ async fn feed(sender: mpsc::Sender<Bytes>, query: Query, context: Arc<SocketCont
                 Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => break,
             },
             _ = heartbeat.tick() => frame(&Published::new(hub.transient(Event::Ping {
-                sent: crate::protocol::now_ms(),
+                sent: crate::hub::protocol::now_ms(),
                 rtt_ms: None,
             }))),
         };

@@ -13,8 +13,8 @@ use http_body_util::{BodyExt, Limited};
 use serde::Deserialize;
 
 use crate::hub::Hub;
-use crate::protocol::Event;
-use crate::ws::token_matches;
+use crate::hub::protocol::Event;
+use crate::origin::ws::token_matches;
 
 /// The largest notify body accepted.
 pub const MAX_BODY: usize = 64 * 1024;

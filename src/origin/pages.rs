@@ -5,9 +5,9 @@
 
 use http::StatusCode;
 
+use crate::hub::protocol::UpstreamState;
 use crate::inject::{ClientTag, escape_html};
 use crate::log::strip_ansi;
-use crate::protocol::UpstreamState;
 use crate::upstream::Snapshot;
 
 /// CSP for relive's own pages: nothing but its own script and socket.

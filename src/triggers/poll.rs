@@ -19,7 +19,7 @@ use notify::{Event, EventKind};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::watch::IgnoreRules;
+use super::ignore::IgnoreRules;
 
 /// What is compared between two polls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,6 +7,13 @@
 //! Must never: leave a task or thread running after shutdown, or report "listening" before
 //! the front door really accepts connections.
 
+pub mod lan;
+pub mod listen;
+mod shutdown;
+pub mod state;
+
+pub use shutdown::{Failure, stop_on_signal};
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,16 +23,16 @@ use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Mode};
+use crate::front_door::FrontDoor;
 use crate::hub::Hub;
+use crate::hub::protocol::{Event, LoopCause};
 use crate::inject::ClientTag;
-use crate::loop_guard::{BUILD_SLACK, CAUSE_SLACK, LoopGuard, PageLoads};
+use crate::origin::static_files::StaticFiles;
+use crate::origin::ws::SocketContext;
 use crate::origin::{self, Origin};
-use crate::protocol::{Event, LoopCause};
-use crate::proxy::FrontDoor;
-use crate::static_files::StaticFiles;
+use crate::triggers::loop_guard::{BUILD_SLACK, CAUSE_SLACK, LoopGuard, PageLoads};
+use crate::triggers::watch::{self, ChangeSet};
 use crate::upstream::Upstream;
-use crate::watch::{self, ChangeSet};
-use crate::ws::SocketContext;
 
 /// How long the front door may take to start accepting connections.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -165,7 +172,7 @@ pub async fn run(
             serde_json::json!({
                 "paths": w.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
                 "ignore": w.ignore,
-                "builtin_ignore": crate::watch::BUILTIN_IGNORES,
+                "builtin_ignore": crate::triggers::BUILTIN_IGNORES,
                 "poll": w.poll,
                 "debounce_ms": w.debounce.as_millis() as u64,
             })
@@ -179,7 +186,7 @@ pub async fn run(
     let lan = if config.host.is_loopback() {
         Vec::new()
     } else {
-        crate::lan::addresses(config.host)
+        crate::app::lan::addresses(config.host)
     };
     let cert = match &config.https {
         Some(source) => {
@@ -232,7 +239,7 @@ pub async fn run(
         _ => Duration::ZERO,
     };
     let changes_task = Some(match &config.build {
-        Some(command) => tokio::spawn(crate::build::run(
+        Some(command) => tokio::spawn(crate::triggers::build::run(
             command.clone(),
             batches,
             hub.clone(),
@@ -267,7 +274,7 @@ pub async fn run(
     on_listening(&listening);
     report(&config, &listening, &serving, cert.as_ref(), &lan);
     let health_task = upstream.map(|upstream| match &config.dev {
-        Some(dev) => tokio::spawn(crate::devserver::supervise(
+        Some(dev) => tokio::spawn(crate::upstream::devserver::supervise(
             dev.clone(),
             upstream,
             hub.clone(),
@@ -364,19 +371,19 @@ async fn watch_config_file(
 }
 
 /// Writes the state file `relive notify` looks for; it is removed when the guard drops.
-fn publish_state(listening: &Listening) -> Option<crate::state::Guard> {
-    let dir = crate::state::dir()?;
-    let instance = crate::state::Instance {
+fn publish_state(listening: &Listening) -> Option<crate::app::state::Guard> {
+    let dir = crate::app::state::dir()?;
+    let instance = crate::app::state::Instance {
         pid: std::process::id(),
         url: listening.url.clone(),
         port: listening.addr.port(),
         control_token: listening.control_token.clone(),
         cwd: std::env::current_dir().unwrap_or_default(),
-        started: crate::protocol::now_ms(),
+        started: crate::hub::protocol::now_ms(),
         cert_sha256: listening.cert_sha256.clone(),
     };
-    match crate::state::write(&dir, &instance) {
-        Ok(path) => Some(crate::state::Guard(path)),
+    match crate::app::state::write(&dir, &instance) {
+        Ok(path) => Some(crate::app::state::Guard(path)),
         Err(error) => {
             tracing::warn!(
                 "cannot write the state file in {} ({error}); `relive notify` needs --url and --token",
@@ -506,14 +513,14 @@ fn report(
     }
     if !config.host.is_loopback() {
         for ip in lan {
-            let url = crate::lan::url(*ip, listening.addr.port(), cert.is_some());
+            let url = crate::app::lan::url(*ip, listening.addr.port(), cert.is_some());
             tracing::info!(event = "network_url", url = %url, "  ➜  on your network: {url}");
         }
         // A QR code for phones, when a person is looking at the terminal.
         if let Some(first) = lan.first()
-            && config.log_format == crate::cli::LogFormat::Text
+            && config.log_format == crate::log::LogFormat::Text
             && crate::log::colour()
-            && let Some(code) = crate::lan::qr(&crate::lan::url(
+            && let Some(code) = crate::app::lan::qr(&crate::app::lan::url(
                 *first,
                 listening.addr.port(),
                 cert.is_some(),

@@ -21,7 +21,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::hub::Hub;
-use crate::protocol::{Event, LoopCause};
+use crate::hub::protocol::{Event, LoopCause};
 
 /// How many caused batches in a row, with the same files, make a loop.
 pub const LOOP_CYCLES: u32 = 3;

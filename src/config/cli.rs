@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use crate::log::LogFormat;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// relive: put it in front of a dev server or a folder, and every tab reloads itself when
@@ -223,15 +224,6 @@ pub enum SignalArg {
         #[arg(required = true, value_name = "TEXT")]
         text: Vec<String>,
     },
-}
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    #[default]
-    Text,
-    Json,
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 //! Must never: pass a page it could not load, or leave relive's children (dev server, browser)
 //! running when it returns, on a timeout included.
 
+pub mod chromium;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -18,8 +20,8 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::chromium::{self, Chromium};
-use crate::cli::{CheckArgs, Cli, ReportFormat};
+use crate::config::cli::{CheckArgs, Cli, ReportFormat};
+use chromium::Chromium;
 
 /// After the load event, how long late errors (a failing fetch, a timer) are still collected.
 const SETTLE: Duration = Duration::from_millis(500);
@@ -84,8 +86,8 @@ pub struct Report {
 }
 
 /// Runs the check; returns the report (printing is the caller's).
-pub fn run(args: &CheckArgs, cwd: &Path) -> Result<Report, crate::Failure> {
-    let (dir, paths) = split_targets(&args.targets).map_err(crate::Failure::Usage)?;
+pub fn run(args: &CheckArgs, cwd: &Path) -> Result<Report, crate::app::Failure> {
+    let (dir, paths) = split_targets(&args.targets).map_err(crate::app::Failure::Usage)?;
     let cli = Cli {
         dir,
         proxy: args.proxy.clone(),
@@ -97,7 +99,7 @@ pub fn run(args: &CheckArgs, cwd: &Path) -> Result<Report, crate::Failure> {
         ..Cli::default()
     };
     let mut config =
-        crate::config::resolve(&cli, cwd).map_err(|e| crate::Failure::Usage(e.into()))?;
+        crate::config::resolve(&cli, cwd).map_err(|e| crate::app::Failure::Usage(e.into()))?;
     // The check's relive is private to this run, on loopback: plain HTTP even when relive.toml
     // asks for HTTPS (the pages are the same either way).
     config.https = None;
@@ -107,18 +109,20 @@ pub fn run(args: &CheckArgs, cwd: &Path) -> Result<Report, crate::Failure> {
     } else {
         chromium::find(args.browser.as_deref())
     };
-    let addr = crate::listen::choose(config.host, 0, true)
-        .map_err(|e| crate::Failure::Runtime(e.into()))?;
+    let addr = crate::app::listen::choose(config.host, 0, true)
+        .map_err(|e| crate::app::Failure::Runtime(e.into()))?;
     let timeout = Duration::from_secs(args.timeout.max(1));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .worker_threads(2)
         .build()
-        .map_err(|e| crate::Failure::Runtime(anyhow!("cannot start the async runtime: {e}")))?;
+        .map_err(|e| {
+            crate::app::Failure::Runtime(anyhow!("cannot start the async runtime: {e}"))
+        })?;
     runtime.block_on(async move {
         let started = Instant::now();
         let shutdown = CancellationToken::new();
-        let stop_on_signal = tokio::spawn(crate::stop_on_signal(shutdown.clone()));
+        let stop_on_signal = tokio::spawn(crate::app::stop_on_signal(shutdown.clone()));
         let (listening, listened) = tokio::sync::oneshot::channel();
         let app = tokio::spawn(crate::app::run(config, addr, shutdown.clone(), move |l| {
             let _ = listening.send(l.clone());
@@ -130,9 +134,9 @@ pub fn run(args: &CheckArgs, cwd: &Path) -> Result<Report, crate::Failure> {
         shutdown.cancel();
         let app_result = app.await;
         stop_on_signal.abort();
-        let pages = pages.map_err(crate::Failure::Runtime)?;
+        let pages = pages.map_err(crate::app::Failure::Runtime)?;
         if let Ok(Err(error)) = app_result {
-            return Err(crate::Failure::Runtime(error.into()));
+            return Err(crate::app::Failure::Runtime(error.into()));
         }
         Ok(Report {
             ok: pages.iter().all(|p| p.ok),
@@ -386,7 +390,7 @@ pub fn same_origin(page: &str, reference: &str) -> Option<String> {
         format!("{dir}/{reference}")
     };
     let path = path.split('#').next().unwrap_or("");
-    if path.starts_with(crate::proxy::RESERVED_PREFIX) {
+    if path.starts_with(crate::front_door::RESERVED_PREFIX) {
         return None;
     }
     Some(format!(

@@ -5,13 +5,15 @@
 //! Must never: block a publisher on a slow subscriber (a subscriber that falls behind by more
 //! than the channel holds is told so and dropped by its owner).
 
+pub mod protocol;
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
-use crate::protocol::{Envelope, Event, now_ms};
+use crate::hub::protocol::{Envelope, Event, now_ms};
 
 /// How many recent events are kept for clients that reconnect.
 pub const RING_CAPACITY: usize = 256;

@@ -8,6 +8,9 @@
 //! Must never: change a response it does not inject (bytes and framing pass as they came),
 //! rewrite the request target, or panic in a request path.
 
+pub mod hosts;
+pub mod tunnel;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -20,15 +23,13 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::Peer;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
-use crate::control;
-use crate::decode::{ContentCoding, Decoder};
-use crate::hosts;
 use crate::hub::Hub;
+use crate::inject::decode::{ContentCoding, Decoder};
+use crate::inject::policy::{self, Injection};
 use crate::inject::{ClientTag, Injector};
-use crate::loop_guard::PageLoads;
-use crate::pages;
-use crate::policy::{self, Injection};
-use crate::tunnel;
+use crate::origin::control;
+use crate::origin::pages;
+use crate::triggers::loop_guard::PageLoads;
 use crate::upstream::Upstream;
 
 /// The reserved prefix for relive's own endpoints.
@@ -564,12 +565,12 @@ fn check_framing(request: &RequestHeader) -> std::result::Result<(), (StatusCode
 }
 
 /// Bodies sent to relive's control endpoint (and a tab's error reports) must declare a length
-/// of at most [`control::MAX_BODY`] (and [`crate::ws::MAX_CLIENT_MESSAGE`]); anything else is
+/// of at most [`control::MAX_BODY`] (and [`crate::origin::ws::MAX_CLIENT_MESSAGE`]); anything else is
 /// refused here, before a byte of it is read.
 fn check_control_body(request: &RequestHeader) -> std::result::Result<(), (StatusCode, String)> {
     let limit = match request.uri.path() {
         "/__relive/notify" => control::MAX_BODY,
-        "/__relive/errors" => crate::ws::MAX_CLIENT_MESSAGE,
+        "/__relive/errors" => crate::origin::ws::MAX_CLIENT_MESSAGE,
         _ => return Ok(()),
     };
     if request.method != Method::POST {
