@@ -40,7 +40,8 @@ pub fn candidates(port: u16, strict: bool) -> impl Iterator<Item = u16> {
     (0..=extra).map_while(move |i| port.checked_add(i))
 }
 
-/// Finds a free port on `host`. Returns the address and whether it differs from the request.
+/// Finds a free port on `host`: `port` itself, or (unless `strict`) the next free one after it;
+/// `port` 0 asks the OS for any. The caller compares the result with `port` to say it moved.
 pub fn choose(host: IpAddr, port: u16, strict: bool) -> Result<SocketAddr, PortError> {
     let mut last = port;
     for candidate in candidates(port, strict) {

@@ -308,7 +308,7 @@ async fn over_http(path: &str, url: &str, timeout: Duration) -> PageReport {
         report.problem("status", format!("the page answered {status}"));
     }
     for reference in references(&body) {
-        let Some(target) = same_origin(url, &reference) else {
+        let Some(target) = local_path(url, &reference) else {
             continue;
         };
         let answer = tokio::time::timeout(timeout, fetch(&target, "*/*", false)).await;
@@ -370,7 +370,7 @@ fn origin_len(url: &str) -> Option<usize> {
 }
 
 /// `reference` resolved against `page`, if it stays on the same origin and is not relive's own.
-pub fn same_origin(page: &str, reference: &str) -> Option<String> {
+pub fn local_path(page: &str, reference: &str) -> Option<String> {
     let origin_end = origin_len(page)?;
     let origin = &page[..origin_end];
     let path = if let Some(rest) = reference.strip_prefix(origin) {
@@ -390,7 +390,7 @@ pub fn same_origin(page: &str, reference: &str) -> Option<String> {
         format!("{dir}/{reference}")
     };
     let path = path.split('#').next().unwrap_or("");
-    if path.starts_with(crate::front_door::RESERVED_PREFIX) {
+    if path.starts_with(crate::hub::routes::PREFIX) {
         return None;
     }
     Some(format!(
@@ -668,21 +668,21 @@ mod tests {
     fn only_same_origin_references_are_fetched() {
         let page = "http://localhost:4500/docs/intro.html";
         assert_eq!(
-            same_origin(page, "app.js").as_deref(),
+            local_path(page, "app.js").as_deref(),
             Some("http://localhost:4500/docs/app.js")
         );
         assert_eq!(
-            same_origin(page, "/css/a.css#x").as_deref(),
+            local_path(page, "/css/a.css#x").as_deref(),
             Some("http://localhost:4500/css/a.css")
         );
         assert_eq!(
-            same_origin(page, "http://localhost:4500/x.png").as_deref(),
+            local_path(page, "http://localhost:4500/x.png").as_deref(),
             Some("http://localhost:4500/x.png")
         );
-        assert_eq!(same_origin(page, "https://cdn.example.com/x.js"), None);
-        assert_eq!(same_origin(page, "//cdn.example.com/x.js"), None);
-        assert_eq!(same_origin(page, "data:image/png;base64,AA"), None);
-        assert_eq!(same_origin(page, "/__relive/client.js"), None);
+        assert_eq!(local_path(page, "https://cdn.example.com/x.js"), None);
+        assert_eq!(local_path(page, "//cdn.example.com/x.js"), None);
+        assert_eq!(local_path(page, "data:image/png;base64,AA"), None);
+        assert_eq!(local_path(page, "/__relive/client.js"), None);
     }
 
     fn report() -> Report {

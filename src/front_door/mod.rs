@@ -9,6 +9,7 @@
 //! rewrite the request target, or panic in a request path.
 
 pub mod hosts;
+mod rules;
 pub mod tunnel;
 
 use std::net::SocketAddr;
@@ -23,17 +24,13 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::Peer;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
-use crate::hub::Hub;
+use crate::hub::{Hub, routes};
 use crate::inject::decode::{ContentCoding, Decoder};
 use crate::inject::policy::{self, Injection};
 use crate::inject::{ClientTag, Injector};
-use crate::origin::control;
 use crate::origin::pages;
 use crate::triggers::loop_guard::PageLoads;
 use crate::upstream::Upstream;
-
-/// The reserved prefix for relive's own endpoints.
-pub const RESERVED_PREFIX: &str = "/__relive/";
 
 /// The front door's shared state.
 pub struct FrontDoor {
@@ -138,7 +135,7 @@ impl ProxyHttp for FrontDoor {
                 request.insert_header(header::HOST, authority)?;
             }
         }
-        if let Some(refusal) = self.refusal(session.req_header()) {
+        if let Some(refusal) = rules::refusal(session.req_header(), &self.allowed_hosts) {
             if refusal.close {
                 // The body was not read: the connection cannot carry another request.
                 session.set_keepalive(None);
@@ -148,7 +145,7 @@ impl ProxyHttp for FrontDoor {
             return Ok(true);
         }
         ctx.to_origin =
-            self.upstream.is_none() || session.req_header().uri.path().starts_with(RESERVED_PREFIX);
+            self.upstream.is_none() || session.req_header().uri.path().starts_with(routes::PREFIX);
         if let Some(upstream) = self.upstream_for(ctx) {
             upstream.saw_path(session.req_header().uri.path());
         }
@@ -164,7 +161,7 @@ impl ProxyHttp for FrontDoor {
             respond(session, status, content_type, Bytes::from(body)).await?;
             return Ok(true);
         }
-        if is_tunnelable_upgrade(session.req_header()) {
+        if rules::is_tunnelable_upgrade(session.req_header()) {
             self.tunnel(session, ctx).await?;
             return Ok(true);
         }
@@ -249,7 +246,7 @@ impl ProxyHttp for FrontDoor {
         // `Last-Modified` counts whole seconds: a stylesheet saved twice within one would look
         // unchanged and the reload would show the old one. Only entity tags revalidate.
         request.remove_header(&header::IF_MODIFIED_SINCE);
-        if upgrade_is(request, "h2c") {
+        if rules::upgrade_is(&request.headers, "h2c") {
             request.remove_header(&header::UPGRADE);
             request.remove_header("http2-settings");
             request.remove_header(&header::CONNECTION);
@@ -268,7 +265,7 @@ impl ProxyHttp for FrontDoor {
         let request = session.req_header();
         if let Some(upstream) = self.upstream_for(ctx) {
             rewrite_location(upstream, request, response, self.https)?;
-            revalidate_by_default(response)?;
+            rules::revalidate_by_default(response)?;
         }
         let decision = policy::decide(
             &request.method,
@@ -277,7 +274,7 @@ impl ProxyHttp for FrontDoor {
             &response.headers,
         );
         // relive's own pages (the dashboard) carry what they need and never reload.
-        let decision = if request.uri.path().starts_with(RESERVED_PREFIX) {
+        let decision = if request.uri.path().starts_with(routes::PREFIX) {
             Injection::Pass
         } else {
             decision
@@ -452,180 +449,26 @@ impl ProxyHttp for FrontDoor {
     }
 }
 
-/// A redirect to the upstream's own address (`http://localhost:5173/login`, as a dev server
-/// configured with its own URL writes it) goes to relive's address instead, so the browser
-/// stays behind relive. Relative and foreign locations pass unchanged.
+/// Points a redirect to the upstream's own address back at relive (see
+/// [`rules::rewritten_location`]).
 fn rewrite_location(
     upstream: &Upstream,
     request: &RequestHeader,
     response: &mut ResponseHeader,
     https: bool,
 ) -> Result<()> {
-    let Some(location) = response
+    let location = response
         .headers
         .get(header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return Ok(());
-    };
-    let Some(front) = request
+        .and_then(|v| v.to_str().ok());
+    let front = request
         .headers
         .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return Ok(());
-    };
-    let Some(url) = upstream.location() else {
-        return Ok(());
-    };
-    let scheme = if url.tls { "https" } else { "http" };
-    let host = if url.host.contains(':') {
-        format!("[{}]", url.host)
-    } else {
-        url.host.clone()
-    };
-    let rest = [host.as_str(), "localhost", "127.0.0.1", "[::1]"]
-        .iter()
-        .find_map(|h| {
-            let origin = format!("{scheme}://{h}:{}", url.port);
-            location
-                .strip_prefix(origin.as_str())
-                .filter(|rest| rest.is_empty() || rest.starts_with(['/', '?', '#']))
-        });
-    if let Some(rest) = rest {
-        let front_scheme = if https { "https" } else { "http" };
-        let rewritten = format!("{front_scheme}://{front}{rest}");
+        .and_then(|v| v.to_str().ok());
+    if let (Some(location), Some(front), Some(url)) = (location, front, upstream.location())
+        && let Some(rewritten) = rules::rewritten_location(location, front, &url, https)
+    {
         response.insert_header(header::LOCATION, rewritten)?;
-    }
-    Ok(())
-}
-
-/// The longest request target relive forwards.
-const MAX_TARGET: usize = 8 * 1024;
-/// The most header bytes (names and values) a request may carry.
-const MAX_HEADER_BYTES: usize = 32 * 1024;
-
-/// Refuses requests whose length is ambiguous (request smuggling: a front end and a back end
-/// reading different bodies) and heads larger than any browser sends.
-fn check_framing(request: &RequestHeader) -> std::result::Result<(), (StatusCode, String)> {
-    let bad = |what: &str| {
-        Err((
-            StatusCode::BAD_REQUEST,
-            format!("relive: {what}; refused as ambiguous\n"),
-        ))
-    };
-    if request.raw_path().len() > MAX_TARGET {
-        return Err((
-            StatusCode::URI_TOO_LONG,
-            format!("relive: the request target is over {MAX_TARGET} bytes\n"),
-        ));
-    }
-    let header_bytes: usize = request
-        .headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum();
-    if header_bytes > MAX_HEADER_BYTES {
-        return Err((
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            format!("relive: the request's headers are over {MAX_HEADER_BYTES} bytes\n"),
-        ));
-    }
-    let lengths: Vec<&[u8]> = request
-        .headers
-        .get_all(header::CONTENT_LENGTH)
-        .iter()
-        .map(|v| v.as_bytes())
-        .collect();
-    let encodings: Vec<&[u8]> = request
-        .headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .map(|v| v.as_bytes())
-        .collect();
-    if !lengths.is_empty() && !encodings.is_empty() {
-        return bad("Content-Length together with Transfer-Encoding");
-    }
-    if lengths.len() > 1 {
-        return bad("more than one Content-Length");
-    }
-    if let Some(length) = lengths.first()
-        && (length.is_empty() || !length.iter().all(u8::is_ascii_digit))
-    {
-        return bad("a Content-Length that is not a number");
-    }
-    if encodings.len() > 1
-        || encodings
-            .first()
-            .is_some_and(|e| !e.eq_ignore_ascii_case(b"chunked"))
-    {
-        return bad("a Transfer-Encoding other than a single `chunked`");
-    }
-    Ok(())
-}
-
-/// Bodies sent to relive's control endpoint (and a tab's error reports) must declare a length
-/// of at most [`control::MAX_BODY`] (and [`crate::origin::ws::MAX_CLIENT_MESSAGE`]); anything else is
-/// refused here, before a byte of it is read.
-fn check_control_body(request: &RequestHeader) -> std::result::Result<(), (StatusCode, String)> {
-    let limit = match request.uri.path() {
-        "/__relive/notify" => control::MAX_BODY,
-        "/__relive/errors" => crate::origin::ws::MAX_CLIENT_MESSAGE,
-        _ => return Ok(()),
-    };
-    if request.method != Method::POST {
-        return Ok(());
-    }
-    if request.headers.contains_key(header::TRANSFER_ENCODING) {
-        return Err((
-            StatusCode::LENGTH_REQUIRED,
-            "relive: send the signal with a Content-Length\n".into(),
-        ));
-    }
-    let declared = request
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<usize>().ok());
-    match declared {
-        Some(length) if length > limit => Err((
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("relive: the body is over {} KiB\n", limit / 1024),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// Whether the request's `Upgrade` header names `protocol`.
-fn upgrade_is(request: &RequestHeader, protocol: &str) -> bool {
-    request
-        .headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|p| p.trim().eq_ignore_ascii_case(protocol))
-        })
-}
-
-/// Upgrades relive tunnels itself: HTTP/1.1, an `Upgrade` other than `h2c`, and no request
-/// body (WebSocket handshakes never have one).
-fn is_tunnelable_upgrade(request: &RequestHeader) -> bool {
-    request.version == Version::HTTP_11
-        && request.headers.contains_key(header::UPGRADE)
-        && !upgrade_is(request, "h2c")
-        && !request.headers.contains_key(header::CONTENT_LENGTH)
-        && !request.headers.contains_key(header::TRANSFER_ENCODING)
-}
-
-/// A response that says nothing about caching would be cached by the browser's heuristic
-/// (a fraction of its age), so a reload right after a save could show the old file: relive
-/// asks for revalidation instead. Caching the upstream asks for is left as it is.
-fn revalidate_by_default(response: &mut ResponseHeader) -> Result<()> {
-    let silent = !response.headers.contains_key(header::CACHE_CONTROL)
-        && !response.headers.contains_key(header::EXPIRES);
-    if silent && response.status.as_u16() >= 200 {
-        response.insert_header(header::CACHE_CONTROL, "no-cache")?;
     }
     Ok(())
 }
@@ -654,69 +497,7 @@ fn set_forwarded(session: &Session, request: &mut RequestHeader, https: bool) ->
     Ok(())
 }
 
-/// A request the front door answers itself, without forwarding it.
-struct Refusal {
-    status: StatusCode,
-    message: String,
-    /// Close the connection afterwards (the request's body was left unread).
-    close: bool,
-}
-
 impl FrontDoor {
-    /// Why a request must not be forwarded, if it must not: CONNECT (relive is no open proxy),
-    /// a host outside the allow-list, an unacceptable control body.
-    fn refusal(&self, request: &RequestHeader) -> Option<Refusal> {
-        let refuse = |(status, message), close| Refusal {
-            status,
-            message,
-            close,
-        };
-        if request.method == Method::CONNECT {
-            let message = "relive is not a forward proxy; CONNECT is refused.\n".to_owned();
-            return Some(refuse((StatusCode::METHOD_NOT_ALLOWED, message), false));
-        }
-        if let Err(refused) = check_framing(request) {
-            return Some(refuse(refused, true));
-        }
-        if let Err(refused) = self.check_host(request) {
-            return Some(refuse(refused, false));
-        }
-        check_control_body(request)
-            .err()
-            .map(|refused| refuse(refused, true))
-    }
-
-    /// Applies the `Host` allow-list to the `Host` header and to an absolute-form target.
-    fn check_host(&self, request: &RequestHeader) -> std::result::Result<(), (StatusCode, String)> {
-        let mut hosts = request.headers.get_all(header::HOST).iter();
-        let (Some(value), None) = (hosts.next(), hosts.next()) else {
-            return Err((
-                StatusCode::BAD_REQUEST,
-                "relive: a request needs exactly one Host header\n".into(),
-            ));
-        };
-        let names = std::iter::once(value.to_str().ok())
-            .chain(request.uri.authority().map(|a| Some(a.as_str())));
-        for name in names {
-            let Some(host) = name.and_then(hosts::host_of) else {
-                return Err((StatusCode::BAD_REQUEST, "relive: malformed Host\n".into()));
-            };
-            if !hosts::allowed(&host, &self.allowed_hosts) {
-                tracing::warn!(
-                    "refused a request for host `{host}`; if that is you, start relive with --allowed-host {host}"
-                );
-                return Err((
-                    StatusCode::FORBIDDEN,
-                    format!(
-                        "relive: the host `{host}` is not allowed (this protects you from DNS \
-                         rebinding). To use it, start relive with --allowed-host {host}\n"
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-
     /// Forwards an upgrade request through relive's own tunnel (see `tunnel`).
     async fn tunnel(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
         let mut request = session.req_header().clone();
@@ -804,21 +585,7 @@ impl FrontDoor {
         e: &Error,
         page: bool,
     ) -> (StatusCode, &'static str, String) {
-        // pingora's text nests contexts ("… context: tls connect error cause: invalid peer
-        // certificate: UnknownIssuer, SNI: localhost cause: local address …"): keep the TLS part.
-        let full = e.to_string();
-        let cause = match full.find("cause: ") {
-            Some(at) => &full[at + "cause: ".len()..],
-            None => full.rsplit("context: ").next().unwrap_or(&full),
-        };
-        let cause = cause
-            .split(", SNI")
-            .next()
-            .unwrap_or(cause)
-            .trim_start_matches("tls connect error")
-            .trim_start_matches([':', ' '])
-            .trim()
-            .to_owned();
+        let cause = rules::tls_cause(&e.to_string());
         let hint = if self.upstream_insecure {
             String::new()
         } else {
@@ -934,41 +701,4 @@ async fn respond(
         session.write_response_body(Some(body), true).await?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cache_control(response: &ResponseHeader) -> Option<&str> {
-        response
-            .headers
-            .get(header::CACHE_CONTROL)
-            .and_then(|v| v.to_str().ok())
-    }
-
-    #[test]
-    fn responses_silent_about_caching_are_revalidated_and_others_kept() {
-        let mut silent = ResponseHeader::build(200, None).unwrap();
-        revalidate_by_default(&mut silent).unwrap();
-        assert_eq!(cache_control(&silent), Some("no-cache"));
-
-        let mut cached = ResponseHeader::build(200, None).unwrap();
-        cached
-            .insert_header(header::CACHE_CONTROL, "max-age=60")
-            .unwrap();
-        revalidate_by_default(&mut cached).unwrap();
-        assert_eq!(cache_control(&cached), Some("max-age=60"));
-
-        let mut expires = ResponseHeader::build(200, None).unwrap();
-        expires
-            .insert_header(header::EXPIRES, "Thu, 01 Dec 2044 16:00:00 GMT")
-            .unwrap();
-        revalidate_by_default(&mut expires).unwrap();
-        assert_eq!(cache_control(&expires), None);
-
-        let mut switching = ResponseHeader::build(101, None).unwrap();
-        revalidate_by_default(&mut switching).unwrap();
-        assert_eq!(cache_control(&switching), None);
-    }
 }

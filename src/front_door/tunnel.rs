@@ -148,7 +148,9 @@ pub async fn forward(
     session.set_keepalive(None);
     if head.status.as_u16() != 101 {
         // A refusal (403 from a host check, 404…): a small page, read whole and re-framed.
-        return refusal(session, head, rest, peer).await.map(|()| addr);
+        return relay_refusal(session, head, rest, peer)
+            .await
+            .map(|()| addr);
     }
     session.write_response_header(Box::new(head), false).await?;
     if !rest.is_empty() {
@@ -211,7 +213,7 @@ pub fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
 
 /// Reads a refusal's body (bounded in size and time) and sends it with a plain length, so the
 /// browser gets a complete answer even from a peer that keeps its connection open.
-async fn refusal(
+async fn relay_refusal(
     session: &mut Session,
     mut head: ResponseHeader,
     mut body: BytesMut,

@@ -6,6 +6,7 @@
 //! than the channel holds is told so and dropped by its owner).
 
 pub mod protocol;
+pub mod routes;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};

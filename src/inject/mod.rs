@@ -8,7 +8,10 @@
 //! Must never: buffer a whole body, change any byte of the page other than adding the tag.
 
 pub mod decode;
+mod html;
 pub mod policy;
+
+pub use html::escape_html;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,8 +20,7 @@ use lol_html::html_content::{ContentType, EndTag};
 use lol_html::send::{Element, HtmlRewriter, Settings};
 use lol_html::{AsciiCompatibleEncoding, MemorySettings, element, end, end_tag};
 
-/// URL path of the browser client that the tag loads.
-pub const CLIENT_PATH: &str = "/__relive/client.js";
+use crate::hub::routes;
 
 /// lol_html's own buffers (an unterminated tag or attribute) may grow to this before the
 /// rewriter gives up and the rest of the page passes through untouched.
@@ -64,7 +66,8 @@ impl ClientTag {
     /// The markup. `nonce`, when the page's CSP uses one, lets the script run under it.
     pub fn render(&self, nonce: Option<&str>) -> String {
         let mut tag = format!(
-            r#"<script type="module" src="{CLIENT_PATH}" data-relive data-token="{}""#,
+            r#"<script type="module" src="{}" data-relive data-token="{}""#,
+            routes::CLIENT_JS,
             escape_html(&self.token)
         );
         if !self.session.is_empty() {
@@ -86,22 +89,6 @@ impl ClientTag {
         tag.push_str("></script>");
         tag
     }
-}
-
-/// Escapes text for use in HTML element content or a quoted attribute.
-pub fn escape_html(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// What the handlers learn about the page as it streams past.

@@ -12,12 +12,9 @@ use http::{HeaderMap, Method, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use serde::Deserialize;
 
-use crate::hub::Hub;
+use super::access::token_matches;
 use crate::hub::protocol::Event;
-use crate::origin::ws::token_matches;
-
-/// The largest notify body accepted.
-pub const MAX_BODY: usize = 64 * 1024;
+use crate::hub::{Hub, routes};
 
 /// A signal, as posted.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -102,21 +99,21 @@ impl Signal {
 
 /// Why a notify request was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
+pub struct PostRefused {
     pub status: StatusCode,
     pub message: String,
 }
 
-fn refuse(status: StatusCode, message: impl Into<String>) -> Refusal {
-    Refusal {
+fn refuse(status: StatusCode, message: impl Into<String>) -> PostRefused {
+    PostRefused {
         status,
         message: message.into(),
     }
 }
 
 /// Checks everything but the body: method, token, content type, declared length.
-pub fn check_head(method: &Method, headers: &HeaderMap, token: &str) -> Result<(), Refusal> {
-    check_post(method, headers, token, MAX_BODY)
+pub fn check_head(method: &Method, headers: &HeaderMap, token: &str) -> Result<(), PostRefused> {
+    check_post(method, headers, token, routes::MAX_SIGNAL)
 }
 
 /// The checks every authenticated JSON POST to relive passes, with a body of at most `limit`
@@ -126,7 +123,7 @@ pub fn check_post(
     headers: &HeaderMap,
     token: &str,
     limit: usize,
-) -> Result<(), Refusal> {
+) -> Result<(), PostRefused> {
     if method != Method::POST {
         return Err(refuse(StatusCode::METHOD_NOT_ALLOWED, "use POST"));
     }
@@ -151,28 +148,21 @@ pub fn check_post(
             "send Content-Type: application/json",
         ));
     }
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<usize>().ok());
-    if declared.is_some_and(|length| length > limit) {
+    if routes::declared_length(headers).is_some_and(|length| length > limit) {
         return Err(too_large(limit));
     }
     Ok(())
 }
 
-fn too_large(limit: usize) -> Refusal {
-    refuse(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("the body is over {} KiB", limit / 1024),
-    )
+fn too_large(limit: usize) -> PostRefused {
+    refuse(StatusCode::PAYLOAD_TOO_LARGE, routes::too_large(limit))
 }
 
 /// Reads a body of at most `limit` bytes, refusing a longer one as soon as it is over.
 pub async fn read_body(
     request: http::Request<hyper::body::Incoming>,
     limit: usize,
-) -> Result<bytes::Bytes, Refusal> {
+) -> Result<bytes::Bytes, PostRefused> {
     Ok(Limited::new(request.into_body(), limit)
         .collect()
         .await
@@ -181,7 +171,7 @@ pub async fn read_body(
 }
 
 /// Parses a signal body.
-pub fn parse(body: &[u8]) -> Result<Signal, Refusal> {
+pub fn parse(body: &[u8]) -> Result<Signal, PostRefused> {
     serde_json::from_slice(body).map_err(|e| {
         refuse(
             StatusCode::BAD_REQUEST,
@@ -202,12 +192,12 @@ pub async fn handle(
 ) -> (StatusCode, String) {
     let outcome = async {
         check_head(request.method(), request.headers(), token)?;
-        let body = read_body(request, MAX_BODY).await?;
+        let body = read_body(request, routes::MAX_SIGNAL).await?;
         let signal = parse(&body)?;
         tracing::info!("notify  {}", describe(&signal));
         if signal.is_transient() {
             hub.broadcast(signal.into_event());
-            return Ok::<u64, Refusal>(hub.last_id());
+            return Ok::<u64, PostRefused>(hub.last_id());
         }
         Ok(hub.publish(signal.into_event()))
     }

@@ -5,6 +5,7 @@
 //! Must never: listen on anything but loopback, or answer a request the front door did not
 //! forward (it is not advertised anywhere).
 
+mod access;
 pub mod control;
 pub mod pages;
 pub mod sse;
@@ -29,6 +30,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::origin::static_files::{Served, StaticFiles};
 use ws::SocketContext;
+
+use crate::hub::routes;
 
 /// The browser client, compiled into the binary.
 pub const CLIENT_JS: &str = include_str!("../../client/relive.js");
@@ -99,29 +102,29 @@ impl Origin {
     async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
         let path = request.uri().path();
         match path {
-            "/__relive/client.js" => self.client_js(request.method()),
-            "/__relive/ws" => match ws::upgrade(request, self.socket.clone()) {
+            routes::CLIENT_JS => self.client_js(request.method()),
+            routes::SOCKET => match ws::upgrade(request, self.socket.clone()) {
                 Ok(switching) => switching.map(|()| full(Bytes::new())),
-                Err(ws::Refusal::NotAnUpgrade) => response(
+                Err(ws::UpgradeRefused::NotAnUpgrade) => response(
                     StatusCode::BAD_REQUEST,
                     "text/plain; charset=utf-8",
                     "relive: this endpoint only speaks WebSocket\n",
                 ),
-                Err(ws::Refusal::Forbidden) => forbidden(),
+                Err(ws::UpgradeRefused::Forbidden) => forbidden(),
             },
-            "/__relive/events" => {
+            routes::EVENTS => {
                 let query = ws::Query::parse(request.uri().query());
-                match crate::origin::sse::respond(request.headers(), query, self.socket.clone()) {
+                match sse::respond(request.headers(), query, self.socket.clone()) {
                     Ok(stream) => stream,
                     Err(_) => forbidden(),
                 }
             }
-            "/__relive/errors" => {
-                let status = crate::origin::sse::report_error(request, &self.socket).await;
+            routes::ERRORS => {
+                let status = sse::report_error(request, &self.socket).await;
                 response(status, "text/plain; charset=utf-8", Bytes::new())
             }
-            "/__relive/status" => self.status(),
-            "/__relive/" | "/__relive/dashboard" => {
+            routes::STATUS => self.status(),
+            routes::PREFIX | routes::DASHBOARD => {
                 let mut page = response(
                     StatusCode::OK,
                     "text/html; charset=utf-8",
@@ -133,18 +136,17 @@ impl Origin {
                 );
                 page
             }
-            "/__relive/dashboard.js" => response(
+            routes::DASHBOARD_JS => response(
                 StatusCode::OK,
                 "text/javascript; charset=utf-8",
                 DASHBOARD_JS,
             ),
-            "/__relive/notify" => {
+            routes::NOTIFY => {
                 let (status, body) =
-                    crate::origin::control::handle(request, &self.control_token, &self.socket.hub)
-                        .await;
+                    control::handle(request, &self.control_token, &self.socket.hub).await;
                 response(status, "application/json", body)
             }
-            _ if path.starts_with(crate::front_door::RESERVED_PREFIX) => response(
+            _ if path.starts_with(routes::PREFIX) => response(
                 StatusCode::NOT_FOUND,
                 "text/plain; charset=utf-8",
                 "relive: no such endpoint\n",

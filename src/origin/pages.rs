@@ -6,6 +6,7 @@
 use http::StatusCode;
 
 use crate::hub::protocol::UpstreamState;
+use crate::hub::routes;
 use crate::inject::{ClientTag, escape_html};
 use crate::log::strip_ansi;
 use crate::upstream::Snapshot;
@@ -194,10 +195,11 @@ pub fn dashboard(token: &str) -> String {
 <section><h2>Recent events</h2><table><thead><tr><th>time</th><th>event</th><th>source</th></tr></thead><tbody id="events"></tbody></table></section>
 <section><h2>Watching</h2><div id="watching" class="muted">nothing</div></section>
 </main>
-<script type="module" src="/__relive/dashboard.js" data-token="{}"></script>
+<script type="module" src="{}" data-token="{}"></script>
 </body>
 </html>
 "#,
+        routes::DASHBOARD_JS,
         escape_html(token)
     )
 }

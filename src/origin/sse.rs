@@ -16,9 +16,11 @@ use hyper::body::Frame;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
+use super::access::{same_site, token_matches};
+use super::ws::{self, Query, SocketContext, UpgradeRefused};
 use crate::hub::Published;
 use crate::hub::protocol::{ClientMessage, Event};
-use crate::origin::ws::{self, Query, Refusal, SocketContext};
+use crate::hub::routes;
 
 fn frame(event: &Published) -> Bytes {
     let mut out = format!("id: {}\ndata: ", event.id()).into_bytes();
@@ -27,24 +29,14 @@ fn frame(event: &Published) -> Bytes {
     Bytes::from(out)
 }
 
-/// `EventSource` sends no `Origin` on same-origin requests, but fetch metadata says where the
-/// request came from when the browser sends it.
-fn same_site(headers: &HeaderMap) -> bool {
-    let site_ok = headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|site| site == "same-origin");
-    site_ok && ws::same_origin(headers)
-}
-
 /// Answers `GET /__relive/events?token=…`: an open `text/event-stream`, or a refusal.
 pub fn respond(
     headers: &HeaderMap,
     query: Query,
     context: Arc<SocketContext>,
-) -> Result<Response<UnsyncBoxBody<Bytes, std::io::Error>>, Refusal> {
-    if !same_site(headers) || !ws::token_matches(query.token.as_deref(), &context.token) {
-        return Err(Refusal::Forbidden);
+) -> Result<Response<UnsyncBoxBody<Bytes, std::io::Error>>, UpgradeRefused> {
+    if !same_site(headers) || !token_matches(query.token.as_deref(), &context.token) {
+        return Err(UpgradeRefused::Forbidden);
     }
     let (sender, receiver) = mpsc::channel::<Bytes>(16);
     tokio::spawn(feed(sender, query, context));
@@ -77,14 +69,14 @@ pub async fn report_error(
         if !same_site(request.headers()) {
             return Err(StatusCode::FORBIDDEN);
         }
-        crate::origin::control::check_post(
+        super::control::check_post(
             request.method(),
             request.headers(),
             &context.token,
-            ws::MAX_CLIENT_MESSAGE,
+            routes::MAX_CLIENT_MESSAGE,
         )
         .map_err(|refusal| refusal.status)?;
-        let body = crate::origin::control::read_body(request, ws::MAX_CLIENT_MESSAGE)
+        let body = super::control::read_body(request, routes::MAX_CLIENT_MESSAGE)
             .await
             .map_err(|refusal| refusal.status)?;
         match serde_json::from_slice(&body) {

@@ -21,7 +21,7 @@ use tower_http::services::ServeFile;
 
 /// Why a request path is refused before the file system is touched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub enum PathRefused {
     /// Malformed: bad percent-encoding, NUL, backslash, `#`, invalid UTF-8, dot-segments.
     BadRequest,
     /// Well-formed but never served: dotfiles, secrets, paths that leave the root.
@@ -52,27 +52,27 @@ fn percent_decode(raw: &str) -> Option<String> {
 }
 
 /// Checks a request path (the part before `?`) and returns its decoded segments.
-pub fn check_path(raw_path: &str) -> Result<Vec<String>, Refusal> {
+pub fn check_path(raw_path: &str) -> Result<Vec<String>, PathRefused> {
     if raw_path.starts_with("//") || !raw_path.starts_with('/') {
-        return Err(Refusal::BadRequest);
+        return Err(PathRefused::BadRequest);
     }
-    let decoded = percent_decode(raw_path).ok_or(Refusal::BadRequest)?;
+    let decoded = percent_decode(raw_path).ok_or(PathRefused::BadRequest)?;
     if decoded.contains(['\0', '\\', '#']) {
-        return Err(Refusal::BadRequest);
+        return Err(PathRefused::BadRequest);
     }
     let mut segments = Vec::new();
     for segment in decoded.split('/').skip(1) {
         // Windows and some file systems ignore trailing dots and spaces: `.env.` is `.env`.
         let trimmed = segment.trim_end_matches(['.', ' ']);
         if segment == "." || segment == ".." {
-            return Err(Refusal::BadRequest);
+            return Err(PathRefused::BadRequest);
         }
         let lower = trimmed.to_ascii_lowercase();
         let dotfile = segment.starts_with('.') && lower != ".well-known";
         let secret = SECRET_SUFFIXES.iter().any(|s| lower.ends_with(s))
             || SECRET_NAMES.contains(&lower.as_str());
         if dotfile || secret || (trimmed.is_empty() && !segment.is_empty()) {
-            return Err(Refusal::Hidden);
+            return Err(PathRefused::Hidden);
         }
         segments.push(segment.to_owned());
     }
@@ -137,8 +137,8 @@ impl StaticFiles {
     {
         let segments = match check_path(request.uri().path()) {
             Ok(segments) => segments,
-            Err(Refusal::BadRequest) => return Served::BadRequest,
-            Err(Refusal::Hidden) => return Served::NotFound,
+            Err(PathRefused::BadRequest) => return Served::BadRequest,
+            Err(PathRefused::Hidden) => return Served::NotFound,
         };
         let relative: PathBuf = segments.iter().filter(|s| !s.is_empty()).collect();
         let relative = if relative.as_os_str().is_empty() {
@@ -313,8 +313,8 @@ mod tests {
 
     #[test]
     fn path_checks_table() {
-        use Refusal::*;
-        let cases: &[(&str, Result<&[&str], Refusal>)] = &[
+        use PathRefused::*;
+        let cases: &[(&str, Result<&[&str], PathRefused>)] = &[
             ("/", Ok(&[""])),
             ("/index.html", Ok(&["index.html"])),
             ("/css/site.css", Ok(&["css", "site.css"])),

@@ -5,7 +5,8 @@
 //! session and last id it saw), then every new event, and a `ping` every heartbeat.
 //!
 //! Must never: let a client block the hub (a client that lags is dropped), accept a message
-//! bigger than a small limit, or act on anything a client sends but `pong`.
+//! bigger than a small limit, or act on anything a client sends but `pong`, `page` (which
+//! page the tab shows) and `error` (a runtime error, printed within a per-window limit).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,11 +22,9 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
+use super::access::{origin_matches_host, token_matches};
 use crate::hub::protocol::{ClientMessage, Event, PROTOCOL_VERSION};
-use crate::hub::{Backlog, Hub, Published};
-
-/// Largest message a client may send; pongs are tiny.
-pub const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
+use crate::hub::{Backlog, Hub, Published, routes};
 
 /// What the socket endpoint needs.
 pub struct SocketContext {
@@ -42,7 +41,7 @@ pub struct SocketContext {
 
 /// Why an upgrade was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub enum UpgradeRefused {
     /// Not a valid WebSocket upgrade request.
     NotAnUpgrade,
     /// Another origin, or a wrong or missing token.
@@ -82,36 +81,12 @@ fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) 
     })
 }
 
-/// Same origin: an `Origin` header, when present, must be the front door's scheme plus the
-/// `Host` the request was sent to. Browsers always send `Origin` on WebSocket upgrades. The
-/// scheme comes from `X-Forwarded-Proto`, which the front door always sets itself (it drops
-/// whatever the browser sent).
-pub fn same_origin(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return true;
-    };
-    let (Ok(origin), Some(Ok(host))) = (
-        origin.to_str(),
-        headers.get(header::HOST).map(|h| h.to_str()),
-    ) else {
-        return false;
-    };
-    let https = headers
-        .get("x-forwarded-proto")
-        .is_some_and(|proto| proto.as_bytes() == b"https");
-    origin
-        .strip_prefix(if https { "https://" } else { "http://" })
-        .is_some_and(|authority| authority.eq_ignore_ascii_case(host))
-}
-
-/// Compares tokens in constant time.
-pub fn token_matches(given: Option<&str>, expected: &str) -> bool {
-    use subtle::ConstantTimeEq;
-    given.is_some_and(|given| bool::from(given.as_bytes().ct_eq(expected.as_bytes())))
-}
-
 /// Checks an upgrade request; returns the client's accept key on success.
-pub fn check_upgrade(headers: &HeaderMap, query: &Query, token: &str) -> Result<String, Refusal> {
+pub fn check_upgrade(
+    headers: &HeaderMap,
+    query: &Query,
+    token: &str,
+) -> Result<String, UpgradeRefused> {
     let key = headers
         .get(header::SEC_WEBSOCKET_KEY)
         .and_then(|k| k.to_str().ok())
@@ -122,9 +97,9 @@ pub fn check_upgrade(headers: &HeaderMap, query: &Query, token: &str) -> Result<
                     .get(header::SEC_WEBSOCKET_VERSION)
                     .is_some_and(|v| v == "13")
         })
-        .ok_or(Refusal::NotAnUpgrade)?;
-    if !same_origin(headers) || !token_matches(query.token.as_deref(), token) {
-        return Err(Refusal::Forbidden);
+        .ok_or(UpgradeRefused::NotAnUpgrade)?;
+    if !origin_matches_host(headers) || !token_matches(query.token.as_deref(), token) {
+        return Err(UpgradeRefused::Forbidden);
     }
     Ok(derive_accept_key(key.as_bytes()))
 }
@@ -133,7 +108,7 @@ pub fn check_upgrade(headers: &HeaderMap, query: &Query, token: &str) -> Result<
 pub fn upgrade<B>(
     mut request: Request<B>,
     context: Arc<SocketContext>,
-) -> Result<Response<()>, Refusal>
+) -> Result<Response<()>, UpgradeRefused>
 where
     B: hyper::body::Body + Send + 'static,
 {
@@ -144,8 +119,8 @@ where
         match on_upgrade.await {
             Ok(upgraded) => {
                 let config = WebSocketConfig::default()
-                    .max_message_size(Some(MAX_CLIENT_MESSAGE))
-                    .max_frame_size(Some(MAX_CLIENT_MESSAGE));
+                    .max_message_size(Some(routes::MAX_CLIENT_MESSAGE))
+                    .max_frame_size(Some(routes::MAX_CLIENT_MESSAGE));
                 let socket = WebSocketStream::from_raw_socket(
                     TokioIo::new(upgraded),
                     Role::Server,
@@ -488,7 +463,7 @@ mod tests {
         ] {
             assert_eq!(
                 check_upgrade(&upgrade_headers(Some(origin)), &query("tok"), "tok"),
-                Err(Refusal::Forbidden),
+                Err(UpgradeRefused::Forbidden),
                 "{origin}"
             );
         }
@@ -499,16 +474,16 @@ mod tests {
         secure.insert(header::ORIGIN, "http://127.0.0.1:4500".parse().unwrap());
         assert_eq!(
             check_upgrade(&secure, &query("tok"), "tok"),
-            Err(Refusal::Forbidden)
+            Err(UpgradeRefused::Forbidden)
         );
         let same = upgrade_headers(Some("http://127.0.0.1:4500"));
         assert_eq!(
             check_upgrade(&same, &query("wrong"), "tok"),
-            Err(Refusal::Forbidden)
+            Err(UpgradeRefused::Forbidden)
         );
         assert_eq!(
             check_upgrade(&same, &Query::default(), "tok"),
-            Err(Refusal::Forbidden)
+            Err(UpgradeRefused::Forbidden)
         );
     }
 
@@ -518,7 +493,7 @@ mod tests {
         h.remove(header::SEC_WEBSOCKET_KEY);
         assert_eq!(
             check_upgrade(&h, &query("tok"), "tok"),
-            Err(Refusal::NotAnUpgrade)
+            Err(UpgradeRefused::NotAnUpgrade)
         );
     }
 
