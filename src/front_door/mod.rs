@@ -1,14 +1,20 @@
-//! proxy: the front door, a pingora `ProxyHttp` and the only listener a user sees.
+//! front_door: a pingora `ProxyHttp`, the only listener a user sees.
 //!
 //! Per request: `/__relive/…` (and, in static mode, everything) goes to the internal origin,
 //! the rest to the upstream dev server; page responses are rewritten on the way back to carry
-//! the client. Decisions live in `policy`, rewriting in `inject` and `decode`; this file only
-//! wires them into pingora's hooks.
+//! the client. The request rules live in `rules`, the answers relive gives itself in `answers`,
+//! a page's rewrite in `rewrite`, upgrades in `tunnel`, the Host allow-list in `hosts`; which
+//! response is a page is `inject::policy`'s one decision. This file only wires them into
+//! pingora's hooks.
+//!
+//! Uses: hub, inject, origin, tls, triggers, upstream.
 //!
 //! Must never: change a response it does not inject (bytes and framing pass as they came),
 //! rewrite the request target, or panic in a request path.
 
+mod answers;
 pub mod hosts;
+mod rewrite;
 mod rules;
 pub mod tunnel;
 
@@ -17,19 +23,20 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::{Method, StatusCode, Version, header};
+use http::{Version, header};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::Peer;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
+use answers::{Answer, Failed, internal_error};
+use rewrite::{PageRewrite, PageServe};
+
 use crate::hub::{Hub, routes};
-use crate::inject::decode::{ContentCoding, Decoder};
-use crate::inject::policy::{self, Injection};
-use crate::inject::{ClientTag, Injector};
-use crate::origin::pages;
-use crate::triggers::loop_guard::PageLoads;
+use crate::inject::ClientTag;
+use crate::inject::policy::{self, Decision, Page};
+use crate::triggers::PageLoads;
 use crate::upstream::Upstream;
 
 /// The front door's shared state.
@@ -61,12 +68,6 @@ pub struct FrontDoor {
     pub upstream_tls: std::sync::OnceLock<Arc<rustls::ClientConfig>>,
 }
 
-/// A page being rewritten as it streams.
-struct PageRewrite {
-    decoder: Option<Decoder>,
-    injector: Injector,
-}
-
 /// Per-request state.
 pub struct RequestCtx {
     /// When the request arrived (a page's serve starts here: the upstream may write files
@@ -82,18 +83,6 @@ pub struct RequestCtx {
     page_serve: Option<PageServe>,
 }
 
-/// A page being served, recorded in [`PageLoads`] until dropped.
-struct PageServe {
-    loads: Arc<PageLoads>,
-    id: u64,
-}
-
-impl Drop for PageServe {
-    fn drop(&mut self) {
-        self.loads.end(self.id, std::time::Instant::now());
-    }
-}
-
 impl FrontDoor {
     fn upstream_for(&self, ctx: &RequestCtx) -> Option<&Arc<Upstream>> {
         if ctx.to_origin {
@@ -102,10 +91,6 @@ impl FrontDoor {
             self.upstream.as_ref()
         }
     }
-}
-
-fn internal_error(context: &'static str, cause: impl std::fmt::Display) -> Box<Error> {
-    Error::explain(ErrorType::InternalError, format!("{context}: {cause}"))
 }
 
 #[async_trait]
@@ -140,8 +125,7 @@ impl ProxyHttp for FrontDoor {
                 // The body was not read: the connection cannot carry another request.
                 session.set_keepalive(None);
             }
-            let body = Bytes::from(refusal.message);
-            respond(session, refusal.status, "text/plain; charset=utf-8", body).await?;
+            answers::respond(session, Answer::text(refusal.status, refusal.message)).await?;
             return Ok(true);
         }
         ctx.to_origin =
@@ -154,11 +138,9 @@ impl ProxyHttp for FrontDoor {
         {
             // The dev server has not said where it listens yet: nothing to connect to.
             let request = session.req_header();
-            let (status, content_type, body) = self.not_answering(
-                upstream,
-                policy::wants_page(&request.method, &request.headers),
-            );
-            respond(session, status, content_type, Bytes::from(body)).await?;
+            let page = policy::wants_page(&request.method, &request.headers);
+            let answer = answers::not_answering(upstream, page, &self.tag.at(self.hub.last_id()));
+            answers::respond(session, answer).await?;
             return Ok(true);
         }
         if rules::is_tunnelable_upgrade(session.req_header()) {
@@ -267,30 +249,23 @@ impl ProxyHttp for FrontDoor {
             rewrite_location(upstream, request, response, self.https)?;
             rules::revalidate_by_default(response)?;
         }
-        let decision = policy::decide(
+        let decision = policy::for_response(
             &request.method,
+            request.uri.path(),
             &request.headers,
             response.status,
             &response.headers,
         );
-        // relive's own pages (the dashboard) carry what they need and never reload.
-        let decision = if request.uri.path().starts_with(routes::PREFIX) {
-            Injection::Pass
-        } else {
-            decision
-        };
-        if decision == Injection::Inject {
-            self.report_csp(request, response);
-        }
         match decision {
-            Injection::Pass => Ok(()),
-            Injection::HeadOfPage => {
+            Decision::Pass => Ok(()),
+            Decision::HeadOfPage => {
                 response.remove_header(&header::CONTENT_LENGTH);
                 Ok(())
             }
-            Injection::Inject => {
+            Decision::Inject(page) => {
+                self.report_csp(request, response);
                 let client_http11 = request.version == Version::HTTP_11;
-                self.start_rewrite(response, ctx, client_http11)
+                self.start_rewrite(page, response, ctx, client_http11)
             }
         }
     }
@@ -307,27 +282,7 @@ impl ProxyHttp for FrontDoor {
             return Ok(None);
         };
         let rewrite = rewrite.get_mut().unwrap_or_else(PoisonError::into_inner);
-        let mut out = Vec::new();
-        if let Some(chunk) = body.take() {
-            match rewrite.decoder.as_mut() {
-                Some(decoder) => {
-                    let decoded = decoder
-                        .write(&chunk)
-                        .map_err(|e| internal_error("decoding the upstream page", e))?;
-                    out = rewrite.injector.write(&decoded);
-                }
-                None => out = rewrite.injector.write(&chunk),
-            }
-        }
-        if end_of_stream {
-            if let Some(decoder) = rewrite.decoder.as_mut() {
-                let decoded = decoder
-                    .finish()
-                    .map_err(|e| internal_error("decoding the upstream page", e))?;
-                out.extend(rewrite.injector.write(&decoded));
-            }
-            out.extend(rewrite.injector.finish());
-        }
+        let out = rewrite.write(body.take(), end_of_stream)?;
         if !out.is_empty() {
             *body = Some(Bytes::from(out));
         }
@@ -343,49 +298,25 @@ impl ProxyHttp for FrontDoor {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        let upstream = self.upstream_for(ctx).cloned();
-        let unreachable = e.esource() == &ErrorSource::Upstream
-            && matches!(
-                e.etype(),
-                ErrorType::ConnectRefused
-                    | ErrorType::ConnectTimedout
-                    | ErrorType::ConnectNoRoute
-                    | ErrorType::ConnectError
-            );
-        let code = match (e.esource(), e.etype()) {
-            (_, ErrorType::HTTPStatus(code)) => *code,
-            (ErrorSource::Upstream, _) => 502,
-            (
-                ErrorSource::Downstream,
-                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
-            ) => 0,
-            (ErrorSource::Downstream, _) => 400,
-            _ => 500,
+        let (failed, code) = answers::classify(e);
+        let done = |error_code| FailToProxy {
+            error_code,
+            can_reuse_downstream: false,
         };
-        if code == 0 {
-            return FailToProxy {
-                error_code: 0,
-                can_reuse_downstream: false,
-            };
+        if failed == Failed::ClientGone {
+            return done(0);
         }
         if session.response_written().is_some() {
             // The answer had begun: writing anything now would pad it or close it like a
             // complete one. Closing the connection is how the browser learns it was cut off.
             tracing::debug!("response cut off: {e}");
-            return FailToProxy {
-                error_code: code,
-                can_reuse_downstream: false,
-            };
+            return done(code);
         }
         let request = session.req_header();
         let page = policy::wants_page(&request.method, &request.headers);
-        let tls_refused = matches!(
-            e.etype(),
-            ErrorType::TLSHandshakeFailure | ErrorType::InvalidCert
-        );
-        let (status, content_type, body) = match (&upstream, unreachable) {
-            (Some(upstream), false) if tls_refused => self.tls_refused(upstream, e, page),
-            (Some(upstream), true) => {
+        let answer = match (self.upstream_for(ctx), failed) {
+            (Some(upstream), Failed::TlsRefused) => self.tls_refused(upstream, e, page),
+            (Some(upstream), Failed::Unreachable) => {
                 if upstream.mark_down() {
                     tracing::warn!(
                         "upstream {} is not answering ({}); pages show a waiting page until it is back",
@@ -393,52 +324,28 @@ impl ProxyHttp for FrontDoor {
                         e.etype().as_str()
                     );
                 }
-                self.not_answering(upstream, page)
+                answers::not_answering(upstream, page, &self.tag.at(self.hub.last_id()))
             }
-            (Some(upstream), false) if e.etype() == &ErrorType::ReadTimedout => {
+            (Some(upstream), Failed::TimedOut) => {
                 let secs = self.upstream_timeout.as_secs();
                 tracing::warn!(
                     "{} sent nothing for {secs} s on {}; gave up on that request \
                      (server.upstream_timeout_secs)",
                     upstream.display(),
-                    session.req_header().uri.path()
+                    request.uri.path()
                 );
-                let detail = format!(
-                    "{} accepted the request but sent nothing for {secs} seconds. Reload to try \
-                     again; the limit is server.upstream_timeout_secs in relive.toml.",
-                    upstream.display()
-                );
-                if page {
-                    (
-                        StatusCode::GATEWAY_TIMEOUT,
-                        "text/html; charset=utf-8",
-                        pages::error("The dev server did not answer", &detail),
-                    )
-                } else {
-                    (
-                        StatusCode::GATEWAY_TIMEOUT,
-                        "text/plain; charset=utf-8",
-                        format!("relive: {detail}\n"),
-                    )
-                }
+                answers::timed_out(upstream, secs, page)
             }
             _ => {
                 tracing::debug!("request failed: {e}");
-                (
-                    StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY),
-                    "text/plain; charset=utf-8",
-                    format!("relive: {}\n", e.etype().as_str()),
-                )
+                answers::other(code, e)
             }
         };
-        let code = status.as_u16();
-        if let Err(write_error) = respond(session, status, content_type, Bytes::from(body)).await {
+        let code = answer.status.as_u16();
+        if let Err(write_error) = answers::respond(session, answer).await {
             tracing::debug!("could not send the error response: {write_error}");
         }
-        FailToProxy {
-            error_code: code,
-            can_reuse_downstream: false,
-        }
+        done(code)
     }
 
     /// Keeps pingora from logging every refused upstream connection as an error: relive says it
@@ -556,149 +463,43 @@ impl FrontDoor {
         );
     }
 
-    /// The answer while the upstream cannot be reached: for a page, relive's waiting page
-    /// (starting, down or exited, with the command's last lines), which switches to the app by
-    /// itself; for anything else a short text.
-    fn not_answering(&self, upstream: &Upstream, page: bool) -> (StatusCode, &'static str, String) {
-        let snapshot = upstream.snapshot();
-        let status = pages::waiting_status(&snapshot);
-        if page {
-            (
-                status,
-                "text/html; charset=utf-8",
-                pages::waiting(&snapshot, &self.tag.at(self.hub.last_id())),
-            )
-        } else {
-            (
-                status,
-                "text/plain; charset=utf-8",
-                format!("relive: {} is not answering\n", upstream.display()),
-            )
-        }
-    }
-
-    /// The answer when the HTTPS upstream's certificate was refused (or its TLS failed): what
-    /// happened and the flag that accepts a self-signed certificate. Said once in the terminal.
-    fn tls_refused(
-        &self,
-        upstream: &Upstream,
-        e: &Error,
-        page: bool,
-    ) -> (StatusCode, &'static str, String) {
+    /// The answer when the HTTPS upstream's certificate was refused (or its TLS failed), said
+    /// once in the terminal too.
+    fn tls_refused(&self, upstream: &Upstream, e: &Error, page: bool) -> Answer {
         let cause = rules::tls_cause(&e.to_string());
-        let hint = if self.upstream_insecure {
-            String::new()
+        let cause = if cause.is_empty() {
+            e.etype().as_str()
         } else {
-            " If it uses a self-signed certificate (the usual case for a local dev server), start \
-             relive with --upstream-insecure (or server.upstream_insecure = true)."
-                .to_owned()
+            &cause
         };
-        let detail = format!(
-            "relive could not make a TLS connection to {}: {}.{hint}",
-            upstream.display(),
-            if cause.is_empty() {
-                e.etype().as_str()
-            } else {
-                &cause
-            }
-        );
+        let detail = answers::tls_refused_detail(upstream, cause, self.upstream_insecure);
         if !self
             .tls_reported
             .swap(true, std::sync::atomic::Ordering::Relaxed)
         {
             tracing::warn!("{detail}");
         }
-        if page {
-            (
-                StatusCode::BAD_GATEWAY,
-                "text/html; charset=utf-8",
-                pages::error("relive cannot reach the dev server over HTTPS", &detail),
-            )
-        } else {
-            (
-                StatusCode::BAD_GATEWAY,
-                "text/plain; charset=utf-8",
-                format!("relive: {detail}\n"),
-            )
-        }
+        answers::tls_refused(&detail, page)
     }
 
+    /// Starts rewriting a page: its head now, its body chunk by chunk in
+    /// `response_body_filter`.
     fn start_rewrite(
         &self,
+        page: Page,
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
         client_http11: bool,
     ) -> Result<()> {
-        let encoding = response
-            .headers
-            .get(header::CONTENT_ENCODING)
-            .and_then(|v| v.to_str().ok());
-        let decoder = match ContentCoding::parse(encoding) {
-            ContentCoding::Identity => None,
-            ContentCoding::Decodable(coding) => {
-                Some(Decoder::new(coding).map_err(|e| internal_error("starting a decoder", e))?)
-            }
-            ContentCoding::Unsupported => return Ok(()),
-        };
-        let charset = policy::charset(&response.headers);
-        if !crate::inject::charset_supported(charset.as_deref()) {
-            return Ok(());
-        }
-        let nonce = policy::csp_nonce(&response.headers);
-        if decoder.is_some() {
-            response.remove_header(&header::CONTENT_ENCODING);
-        }
-        response.remove_header(&header::CONTENT_LENGTH);
-        response.remove_header(&header::LAST_MODIFIED);
-        response.remove_header(&header::ACCEPT_RANGES);
-        if let Some(etag) = response.headers.get(header::ETAG).cloned()
-            && !etag.as_bytes().starts_with(b"W/")
-        {
-            let mut weak = b"W/".to_vec();
-            weak.extend_from_slice(etag.as_bytes());
-            response.insert_header(header::ETAG, weak)?;
-        }
-        if client_http11 {
-            // pingora copies the upstream's version (an HTTP/1.0 upstream would make this an
-            // HTTP/1.0 response) and ends an unframed body by closing: frame it ourselves.
-            response.set_version(Version::HTTP_11);
-            response.insert_header(header::TRANSFER_ENCODING, "chunked")?;
-        }
         // The tag names the newest event now: the page's socket asks for everything after it,
         // so a change published while the page is still arriving is not lost.
         let tag = self.tag.at(self.hub.last_id());
-        ctx.rewrite = Some(Mutex::new(PageRewrite {
-            decoder,
-            injector: Injector::new(&tag, nonce, charset.as_deref()),
-        }));
+        let rewrite = PageRewrite::start(page, &tag, response, client_http11)?;
+        ctx.rewrite = Some(Mutex::new(rewrite));
         ctx.page_serve = self.page_loads.begin(ctx.arrived).map(|id| PageServe {
             loads: self.page_loads.clone(),
             id,
         });
         Ok(())
     }
-}
-
-/// Writes a complete small response from the front door itself.
-async fn respond(
-    session: &mut Session,
-    status: StatusCode,
-    content_type: &str,
-    body: Bytes,
-) -> Result<()> {
-    let mut head = ResponseHeader::build(status, Some(4))?;
-    head.insert_header(header::CONTENT_TYPE, content_type)?;
-    head.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
-    head.insert_header(header::CACHE_CONTROL, "no-store")?;
-    if content_type.starts_with("text/html") {
-        head.insert_header(header::CONTENT_SECURITY_POLICY, pages::CSP)?;
-    }
-    let is_head = session.req_header().method == Method::HEAD;
-    session
-        .write_response_header(Box::new(head), is_head)
-        .await?;
-    if !is_head {
-        session.write_response_body(Some(body), true).await?;
-    }
-    Ok(())
 }

@@ -7,6 +7,70 @@
 
 use http::{HeaderMap, Method, StatusCode, header};
 
+use super::charset_supported;
+use super::decode::{Coding, ContentCoding};
+use crate::hub::routes;
+
+/// How the front door treats one response: the one decision it acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Leave the response exactly as it came.
+    Pass,
+    /// A HEAD request for a page: drop the upstream's `Content-Length` (see [`Injection`]).
+    HeadOfPage,
+    /// A page that relive can rewrite: how to read it.
+    Inject(Page),
+}
+
+/// What the injector needs to know about a page it rewrites.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The body's content coding, when it must be decoded first.
+    pub coding: Option<Coding>,
+    /// The `charset` the response names.
+    pub charset: Option<String>,
+    /// The script nonce the page's Content-Security-Policy allows, copied onto the tag.
+    pub nonce: Option<String>,
+}
+
+/// Decides how the response to a request for `path` is treated: relive's own pages (the
+/// dashboard) carry what they need and pass; a page navigation ([`decide`]) is rewritten when
+/// relive can read its coding and charset, and passes untouched when it cannot.
+pub fn for_response(
+    method: &Method,
+    path: &str,
+    request: &HeaderMap,
+    status: StatusCode,
+    response: &HeaderMap,
+) -> Decision {
+    if path.starts_with(routes::PREFIX) {
+        return Decision::Pass;
+    }
+    match decide(method, request, status, response) {
+        Injection::Pass => Decision::Pass,
+        Injection::HeadOfPage => Decision::HeadOfPage,
+        Injection::Inject => {
+            let encoding = response
+                .get(header::CONTENT_ENCODING)
+                .and_then(|v| v.to_str().ok());
+            let coding = match ContentCoding::parse(encoding) {
+                ContentCoding::Identity => None,
+                ContentCoding::Decodable(coding) => Some(coding),
+                ContentCoding::Unsupported => return Decision::Pass,
+            };
+            let charset = charset(response);
+            if !charset_supported(charset.as_deref()) {
+                return Decision::Pass;
+            }
+            Decision::Inject(Page {
+                coding,
+                charset,
+                nonce: csp_nonce(response),
+            })
+        }
+    }
+}
+
 /// What to do with a response on its way to the browser.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Injection {
@@ -466,5 +530,73 @@ mod tests {
             &headers(&[("accept", "text/html"), ("hx-request", "true")])
         ));
         assert!(!wants_page(&Method::POST, &headers(NAVIGATION)));
+    }
+
+    #[test]
+    fn one_decision_per_response() {
+        let page_request = headers(&[
+            ("sec-fetch-mode", "navigate"),
+            ("sec-fetch-dest", "document"),
+        ]);
+        let html = |extra: &[(&'static str, &'static str)]| {
+            let mut all = vec![("content-type", "text/html; charset=utf-8")];
+            all.extend_from_slice(extra);
+            headers(&all)
+        };
+        let get = Method::GET;
+        let ok = StatusCode::OK;
+        let plain = Page {
+            coding: None,
+            charset: Some("utf-8".into()),
+            nonce: None,
+        };
+        let cases: Vec<(&Method, &str, HeaderMap, Decision)> = vec![
+            (&get, "/", html(&[]), Decision::Inject(plain.clone())),
+            (
+                &get,
+                "/",
+                html(&[("content-encoding", "gzip")]),
+                Decision::Inject(Page {
+                    coding: Some(Coding::Gzip),
+                    ..plain.clone()
+                }),
+            ),
+            (
+                &get,
+                "/",
+                html(&[("content-security-policy", "script-src 'nonce-abc'")]),
+                Decision::Inject(Page {
+                    nonce: Some("abc".into()),
+                    ..plain.clone()
+                }),
+            ),
+            (
+                &get,
+                "/",
+                html(&[("content-encoding", "gzip, br")]),
+                Decision::Pass,
+            ),
+            (
+                &get,
+                "/",
+                headers(&[("content-type", "text/html; charset=utf-16le")]),
+                Decision::Pass,
+            ),
+            (&get, "/__relive/dashboard", html(&[]), Decision::Pass),
+            (&Method::HEAD, "/", html(&[]), Decision::HeadOfPage),
+            (
+                &get,
+                "/app.js",
+                headers(&[("content-type", "text/javascript")]),
+                Decision::Pass,
+            ),
+        ];
+        for (method, path, response, want) in cases {
+            assert_eq!(
+                for_response(method, path, &page_request, ok, &response),
+                want,
+                "{method} {path} {response:?}"
+            );
+        }
     }
 }

@@ -7,3 +7,4 @@ pub mod poll;
 pub mod watch;
 
 pub use ignore::{BUILTIN_IGNORES, IgnoreRules};
+pub use loop_guard::PageLoads;

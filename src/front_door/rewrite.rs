@@ -1,0 +1,106 @@
+//! rewrite: one page on its way to the browser — its head made honest for a rewritten body
+//! (no length, no byte ranges, a weak entity tag, chunked framing), its body decoded if the
+//! upstream compressed it and passed through the injector chunk by chunk — and the record that
+//! a page is being served, which the loop guard reads.
+//!
+//! Must never: hold a whole body; each chunk goes out as soon as it is rewritten.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Version, header};
+use pingora::http::ResponseHeader;
+use pingora::Result;
+
+use super::answers::internal_error;
+
+use crate::inject::decode::Decoder;
+use crate::inject::policy::Page;
+use crate::inject::{ClientTag, Injector};
+use crate::triggers::PageLoads;
+
+/// A page being rewritten as it streams.
+pub struct PageRewrite {
+    decoder: Option<Decoder>,
+    injector: Injector,
+}
+
+impl PageRewrite {
+    /// Edits the response head for the rewritten body and gets ready to rewrite it with `tag`.
+    /// `client_http11`: the browser speaks HTTP/1.1, so the body is framed as chunks.
+    pub fn start(
+        page: Page,
+        tag: &ClientTag,
+        response: &mut ResponseHeader,
+        client_http11: bool,
+    ) -> Result<PageRewrite> {
+        let decoder = match page.coding {
+            Some(coding) => {
+                Some(Decoder::new(coding).map_err(|e| internal_error("starting a decoder", e))?)
+            }
+            None => None,
+        };
+        if decoder.is_some() {
+            response.remove_header(&header::CONTENT_ENCODING);
+        }
+        response.remove_header(&header::CONTENT_LENGTH);
+        response.remove_header(&header::LAST_MODIFIED);
+        response.remove_header(&header::ACCEPT_RANGES);
+        if let Some(etag) = response.headers.get(header::ETAG).cloned()
+            && !etag.as_bytes().starts_with(b"W/")
+        {
+            let mut weak = b"W/".to_vec();
+            weak.extend_from_slice(etag.as_bytes());
+            response.insert_header(header::ETAG, weak)?;
+        }
+        if client_http11 {
+            // pingora copies the upstream's version (an HTTP/1.0 upstream would make this an
+            // HTTP/1.0 response) and ends an unframed body by closing: frame it ourselves.
+            response.set_version(Version::HTTP_11);
+            response.insert_header(header::TRANSFER_ENCODING, "chunked")?;
+        }
+        Ok(PageRewrite {
+            decoder,
+            injector: Injector::new(tag, page.nonce, page.charset.as_deref()),
+        })
+    }
+
+    /// Rewrites one chunk of the body (and, at the end, whatever the decoder and injector still
+    /// hold); returns the bytes to send now.
+    pub fn write(&mut self, chunk: Option<Bytes>, end_of_stream: bool) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        if let Some(chunk) = chunk {
+            match self.decoder.as_mut() {
+                Some(decoder) => {
+                    let decoded = decoder
+                        .write(&chunk)
+                        .map_err(|e| internal_error("decoding the upstream page", e))?;
+                    out = self.injector.write(&decoded);
+                }
+                None => out = self.injector.write(&chunk),
+            }
+        }
+        if end_of_stream {
+            if let Some(decoder) = self.decoder.as_mut() {
+                let decoded = decoder
+                    .finish()
+                    .map_err(|e| internal_error("decoding the upstream page", e))?;
+                out.extend(self.injector.write(&decoded));
+            }
+            out.extend(self.injector.finish());
+        }
+        Ok(out)
+    }
+}
+
+/// A page being served, recorded in [`PageLoads`] until dropped (however the request ends).
+pub struct PageServe {
+    pub loads: Arc<PageLoads>,
+    pub id: u64,
+}
+
+impl Drop for PageServe {
+    fn drop(&mut self) {
+        self.loads.end(self.id, std::time::Instant::now());
+    }
+}
