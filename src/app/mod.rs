@@ -25,13 +25,11 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, Mode};
 use crate::front_door::FrontDoor;
 use crate::hub::Hub;
-use crate::hub::protocol::{Event, LoopCause};
 use crate::inject::ClientTag;
 use crate::origin::static_files::StaticFiles;
 use crate::origin::ws::SocketContext;
 use crate::origin::{self, Origin};
-use crate::triggers::loop_guard::{BUILD_SLACK, CAUSE_SLACK, LoopGuard, PageLoads};
-use crate::triggers::watch::{self, ChangeSet};
+use crate::triggers::{self, PageLoads, Route};
 use crate::upstream::Upstream;
 
 /// How long the front door may take to start accepting connections.
@@ -54,7 +52,7 @@ pub enum RunError {
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
     #[error(transparent)]
-    Watch(#[from] watch::WatchError),
+    Watch(#[from] triggers::WatchError),
 }
 
 /// Where relive listens, once it does.
@@ -224,36 +222,18 @@ pub async fn run(
         return Err(error);
     }
 
-    let (changes, batches) = tokio::sync::mpsc::channel(16);
-    let watch_task = match &config.watch {
-        Some(settings) => Some(watch::spawn(settings.clone(), changes, shutdown.clone()).await?),
-        None => {
-            // Nothing will send changes: let the consumer below finish on its own.
-            drop(changes);
-            None
-        }
+    let route = Route {
+        hub: hub.clone(),
+        defer_to: upstream.clone().filter(|_| config.defer_to_hmr),
+        page_loads,
     };
-    // Polling sees a change up to one interval late: it still counts as caused.
-    let seen_late = match &config.watch {
-        Some(settings) if settings.poll => settings.poll_interval,
-        _ => Duration::ZERO,
-    };
-    let changes_task = Some(match &config.build {
-        Some(command) => tokio::spawn(crate::triggers::build::run(
-            command.clone(),
-            batches,
-            hub.clone(),
-            BUILD_SLACK + seen_late,
-            shutdown.clone(),
-        )),
-        None => tokio::spawn(forward_changes(
-            batches,
-            hub.clone(),
-            upstream.clone().filter(|_| config.defer_to_hmr),
-            page_loads,
-            CAUSE_SLACK + seen_late,
-        )),
-    });
+    let trigger_tasks = triggers::start(
+        config.watch.as_ref(),
+        config.build.clone(),
+        route,
+        shutdown.clone(),
+    )
+    .await?;
 
     let config_task = config.file.clone().map(|file| {
         // Taken now, before relive says it is listening: an edit made the moment it is up must
@@ -288,55 +268,15 @@ pub async fn run(
     });
 
     shutdown.cancelled().await;
-    for task in [
-        Some(origin_task),
-        health_task,
-        watch_task,
-        changes_task,
-        config_task,
-    ]
-    .into_iter()
-    .flatten()
+    for task in [Some(origin_task), health_task, config_task]
+        .into_iter()
+        .flatten()
+        .chain(trigger_tasks)
     {
         let _ = task.await;
     }
     let _ = tokio::task::spawn_blocking(move || pingora.join()).await;
     Ok(())
-}
-
-/// Without a build command, changes go straight to every tab, except what a dev server with its
-/// own hot reloading (`defer_to`) updates by itself, and what a page load keeps rewriting (a
-/// reload loop, see `loop_guard`).
-async fn forward_changes(
-    mut batches: tokio::sync::mpsc::Receiver<ChangeSet>,
-    hub: Arc<Hub>,
-    defer_to: Option<Arc<Upstream>>,
-    page_loads: Arc<PageLoads>,
-    slack: Duration,
-) {
-    let mut guard = LoopGuard::for_page_loads();
-    while let Some(changes) = batches.recv().await {
-        let caused = page_loads.explain(changes.first_seen, slack);
-        if !guard.passes(&hub, &changes.files, caused, LoopCause::PageLoad) {
-            continue;
-        }
-        let mut events = changes.events;
-        if let Some(name) = defer_to.as_ref().and_then(|u| u.hmr()) {
-            let before = events.len();
-            events = crate::upstream::leave_to_hmr(events);
-            if events.len() < before {
-                tracing::debug!(
-                    "left {} change(s) to {name}'s hot reloading",
-                    before - events.len()
-                );
-            }
-        }
-        let reloads = events.iter().any(|e| matches!(e, Event::Reload { .. }));
-        watch::announce(&hub, events);
-        if reloads {
-            page_loads.reloaded(std::time::Instant::now());
-        }
-    }
 }
 
 /// Says when relive.toml changes while relive runs: what is wrong with it (file, line, key),

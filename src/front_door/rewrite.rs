@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Version, header};
-use pingora::http::ResponseHeader;
 use pingora::Result;
+use pingora::http::ResponseHeader;
 
 use super::answers::internal_error;
 

@@ -9,7 +9,6 @@
 
 use std::collections::VecDeque;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -17,10 +16,11 @@ use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::loop_guard::LoopGuard;
+use super::route::Route;
+use super::watch::ChangeSet;
 use crate::hub::Hub;
 use crate::hub::protocol::{Event, LoopCause};
-use crate::triggers::loop_guard::LoopGuard;
-use crate::triggers::watch::{ChangeSet, announce};
 
 /// How many output lines a failure shows.
 pub const ERROR_LINES: usize = 20;
@@ -73,10 +73,11 @@ fn merge_changes(first: ChangeSet, second: ChangeSet) -> ChangeSet {
 pub async fn run(
     command: String,
     mut batches: mpsc::Receiver<ChangeSet>,
-    hub: Arc<Hub>,
+    route: Route,
     slack: Duration,
     shutdown: CancellationToken,
 ) {
+    let hub = &route.hub;
     let mut guard = LoopGuard::for_builds();
     let mut last_build: Option<(Instant, Instant)> = None;
     loop {
@@ -94,11 +95,11 @@ pub async fn run(
             let caused = last_build.is_some_and(|(start, end)| {
                 start <= changes.first_seen && changes.first_seen <= end + slack
             });
-            if !guard.passes(&hub, &changes.files, caused, LoopCause::Build) {
+            if !guard.passes(hub, &changes.files, caused, LoopCause::Build) {
                 break;
             }
             let started = Instant::now();
-            let build = build_once(&command, &hub, &shutdown);
+            let build = build_once(&command, hub, &shutdown);
             tokio::pin!(build);
             let mut during: Option<ChangeSet> = None;
             let mut open = true;
@@ -123,7 +124,7 @@ pub async fn run(
             };
             last_build = Some((started, Instant::now()));
             if succeeded {
-                announce(&hub, std::mem::take(&mut changes.events));
+                route.publish(std::mem::take(&mut changes.events));
             }
             // Changes made while the build ran: exactly one more run for all of them.
             match during {

@@ -21,7 +21,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::ignore::IgnoreRules;
 use crate::config::WatchSettings;
-use crate::hub::Hub;
 use crate::hub::protocol::Event;
 
 /// Longest a burst may keep postponing its batch.
@@ -287,10 +286,12 @@ pub async fn spawn(
             .zip(state.rules.iter().cloned())
             .collect();
         let interval = state.settings.poll_interval;
-        let poller = crate::triggers::poll::spawn(roots, interval, sender, shutdown.clone())
-            .map_err(|source| WatchError::Path {
-                path: PathBuf::from("(poller thread)"),
-                source,
+        let poller =
+            super::poll::spawn(roots, interval, sender, shutdown.clone()).map_err(|source| {
+                WatchError::Path {
+                    path: PathBuf::from("(poller thread)"),
+                    source,
+                }
             })?;
         state.poller = Some(poller);
     }
@@ -462,23 +463,6 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
-    }
-}
-
-/// Publishes the events of a batch, saying each in relive's output.
-pub fn announce(hub: &Hub, events: Vec<Event>) {
-    let tabs = match hub.subscribers() {
-        1 => "1 tab".to_owned(),
-        n => format!("{n} tabs"),
-    };
-    for event in events {
-        match &event {
-            Event::Css { paths } => tracing::info!("css     {} → {tabs}", paths.join(", ")),
-            Event::Image { paths } => tracing::info!("image   {} → {tabs}", paths.join(", ")),
-            Event::Reload { reason, .. } => tracing::info!("reload  {reason} → {tabs}"),
-            _ => {}
-        }
-        hub.publish(event);
     }
 }
 

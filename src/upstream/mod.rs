@@ -308,33 +308,6 @@ pub fn hmr_client(path: &str) -> Option<&'static str> {
     }
 }
 
-/// Files a dev server with hot reloading updates by itself (modules and stylesheets).
-const HMR_HANDLED: &[&str] = &[
-    "js", "jsx", "mjs", "cjs", "ts", "tsx", "mts", "cts", "vue", "svelte", "astro", "mdx", "css",
-    "scss", "sass", "less", "styl", "stylus", "pcss", "postcss",
-];
-
-fn hmr_handles(path: &str) -> bool {
-    path.rsplit_once('.')
-        .is_some_and(|(_, ext)| HMR_HANDLED.iter().any(|h| ext.eq_ignore_ascii_case(h)))
-}
-
-/// Drops what the dev server's own hot reloading already does: stylesheet swaps, and reloads
-/// caused only by module or stylesheet files. Reloads for anything else (templates, server
-/// code, HTML) stay.
-pub fn leave_to_hmr(events: Vec<Event>) -> Vec<Event> {
-    events
-        .into_iter()
-        .filter(|event| match event {
-            Event::Css { .. } => false,
-            Event::Reload { paths, .. } => {
-                paths.is_empty() || !paths.iter().all(|p| hmr_handles(p))
-            }
-            _ => true,
-        })
-        .collect()
-}
-
 /// The addresses of `host` (`localhost` is often both `::1` and `127.0.0.1`).
 pub async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
     let mut addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
@@ -472,24 +445,7 @@ mod tests {
     }
 
     #[test]
-    fn changes_the_dev_server_hot_reloads_are_left_to_it() {
-        let reload = |paths: &[&str]| Event::Reload {
-            reason: "changed".into(),
-            paths: paths.iter().map(|p| p.to_string()).collect(),
-        };
-        let kept = leave_to_hmr(vec![
-            Event::Css {
-                paths: vec!["/src/app.css".into()],
-            },
-            reload(&["src/App.tsx", "src/util.ts"]),
-        ]);
-        assert!(kept.is_empty(), "{kept:?}");
-        let template = reload(&["templates/base.html", "src/App.tsx"]);
-        assert_eq!(leave_to_hmr(vec![template.clone()]), vec![template]);
-        let image = Event::Image {
-            paths: vec!["/logo.png".into()],
-        };
-        assert_eq!(leave_to_hmr(vec![image.clone()]), vec![image]);
+    fn hot_reload_clients_are_recognised_by_path() {
         assert_eq!(hmr_client("/@vite/client"), Some("Vite"));
         assert_eq!(hmr_client("/base/@vite/client"), Some("Vite"));
         assert_eq!(hmr_client("/_next/hmr?id=1"), Some("Next.js"));
