@@ -46,6 +46,7 @@
 
 pub mod app;
 pub mod check;
+pub mod child;
 pub mod config;
 pub mod front_door;
 pub mod hub;

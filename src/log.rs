@@ -1,6 +1,8 @@
 //! log: sets up `tracing` for people (`text`: short lines, warnings marked) or machines
 //! (`json`: one object per line), and bridges pingora's `log` records into it.
 //!
+//! Uses: nothing.
+//!
 //! Must never: print pingora's per-request noise at the default level.
 
 use std::fmt;

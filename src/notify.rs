@@ -1,6 +1,8 @@
 //! notify: the `relive notify` command, which finds a running relive through its state file
 //! (or `--url`/`--token`) and posts a signal to `/__relive/notify`.
 //!
+//! Uses: app, config, tls.
+//!
 //! Must never: send the token anywhere but the loopback or LAN address relive itself wrote.
 
 use std::io::{Read, Write};

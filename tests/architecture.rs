@@ -307,10 +307,3 @@ fn the_checks_see_imports() {
     .into();
     assert!(find_cycle(&graph).is_some());
 }
-#[test]
-fn zz_print() {
-    let known = modules();
-    for (m, u) in module_graph(&known) {
-        eprintln!("{m} -> {u:?}");
-    }
-}

@@ -4,6 +4,8 @@
 //! [`CancellationToken`] that every task (front door, origin, sockets, watcher) listens to, so
 //! tests can run relive in-process as well as the binary does.
 //!
+//! Uses: config, front_door, hub, inject, log, origin, tls, triggers, upstream.
+//!
 //! Must never: leave a task or thread running after shutdown, or report "listening" before
 //! the front door really accepts connections.
 

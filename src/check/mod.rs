@@ -4,6 +4,8 @@
 //! errors, failed sub-resources, time to load) or, without a browser, over HTTP (the page's
 //! status and that of every same-origin script, stylesheet and image it references).
 //!
+//! Uses: app, config, hub, inject, log.
+//!
 //! Must never: pass a page it could not load, or leave relive's children (dev server, browser)
 //! running when it returns, on a timeout included.
 

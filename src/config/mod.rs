@@ -4,6 +4,8 @@
 //! [`Config`], merged as defaults < file < environment < flags. `config/relive.toml` in the
 //! repository documents every key.
 //!
+//! Uses: log, tls.
+//!
 //! Must never: let a bad value through unnamed; every error names the file, line and key (or
 //! the flag) and says what would be right.
 

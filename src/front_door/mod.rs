@@ -7,7 +7,7 @@
 //! response is a page is `inject::policy`'s one decision. This file only wires them into
 //! pingora's hooks.
 //!
-//! Uses: hub, inject, origin, tls, triggers, upstream.
+//! Uses: config, hub, inject, origin, tls, triggers, upstream.
 //!
 //! Must never: change a response it does not inject (bytes and framing pass as they came),
 //! rewrite the request target, or panic in a request path.

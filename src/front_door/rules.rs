@@ -272,7 +272,14 @@ mod tests {
         let long_target = format!("/{}", "a".repeat(MAX_TARGET));
         let big_header = "x".repeat(MAX_HEADER_BYTES);
         let host = ("host", "localhost:4500");
-        let cases: &[(&str, &str, &[(&str, &str)], Option<(u16, bool)>)] = &[
+        // method, target, headers, (status, close) when refused.
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            &'a [(&'a str, &'a str)],
+            Option<(u16, bool)>,
+        );
+        let cases: &[Case] = &[
             ("GET", "/", &[host], None),
             ("GET", "/", &[("host", "dev.test")], None),
             ("CONNECT", "/", &[host], Some((405, false))),

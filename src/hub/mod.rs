@@ -2,6 +2,8 @@
 //! increasing ids and broadcasts each to every subscriber; a reconnecting client names the last
 //! id it saw and gets what it missed.
 //!
+//! Uses: nothing.
+//!
 //! Must never: block a publisher on a slow subscriber (a subscriber that falls behind by more
 //! than the channel holds is told so and dropped by its owner).
 

@@ -5,6 +5,8 @@
 //! inside a comment, script or attribute (lol_html tokenizes, we never search raw bytes), and
 //! never twice (a page that already carries a `data-relive` tag is left as it is).
 //!
+//! Uses: hub; pure: no tokio, pingora or hyper.
+//!
 //! Must never: buffer a whole body, change any byte of the page other than adding the tag.
 
 pub mod decode;

@@ -2,6 +2,8 @@
 //! front door. Serves the client script, the WebSocket, the status JSON and, in static mode,
 //! the folder, so static and proxy modes share one injection path.
 //!
+//! Uses: config, hub, inject, log, upstream.
+//!
 //! Must never: listen on anything but loopback, or answer a request the front door did not
 //! forward (it is not advertised anywhere).
 

@@ -5,6 +5,8 @@
 //! which is made on first use in the user's data directory and reused after. relive never
 //! installs the authority anywhere; it prints where it is and the command that trusts it.
 //!
+//! Uses: nothing.
+//!
 //! Must never: write a private key readable by anyone but the user, replace an authority the
 //! user may already trust, or accept an upstream's certificate unverified unless the user said
 //! `--upstream-insecure`.

@@ -8,10 +8,8 @@
 //! group, which is terminated).
 
 use std::collections::VecDeque;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -19,9 +17,12 @@ use tokio_util::sync::CancellationToken;
 use super::loop_guard::LoopGuard;
 use super::route::Route;
 use super::watch::ChangeSet;
+use crate::child::{Child, Report};
 use crate::hub::Hub;
 use crate::hub::protocol::{Event, LoopCause};
 
+/// How long a build gets to stop when relive stops, before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(2);
 /// How many output lines a failure shows.
 pub const ERROR_LINES: usize = 20;
 
@@ -160,16 +161,9 @@ async fn build_once(command: &str, hub: &Hub, shutdown: &CancellationToken) -> b
     hub.broadcast(Event::BuildProgress {
         line: format!("$ {command}"),
     });
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn();
-    let mut child = match child {
+    let mut process = Command::new("sh");
+    process.arg("-c").arg(command);
+    let mut child = match Child::spawn(process) {
         Ok(child) => child,
         Err(error) => {
             let line = format!("cannot run the build command: {error}");
@@ -182,29 +176,22 @@ async fn build_once(command: &str, hub: &Hub, shutdown: &CancellationToken) -> b
             return false;
         }
     };
-    let group = child.id();
-    let _terminate = GroupGuard(group);
-    let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
-    let mut stderr = BufReader::new(child.stderr.take().expect("piped")).lines();
     let mut last = VecDeque::with_capacity(ERROR_LINES);
-    let (mut out_done, mut err_done) = (false, false);
-    while !(out_done && err_done) {
+    let status = loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return false,
-            line = stdout.next_line(), if !out_done => match line {
-                Ok(Some(line)) => record(line, &mut last, hub),
-                _ => out_done = true,
-            },
-            line = stderr.next_line(), if !err_done => match line {
-                Ok(Some(line)) => record(line, &mut last, hub),
-                _ => err_done = true,
+            _ = shutdown.cancelled() => {
+                child.stop(STOP_GRACE, |line| crate::log::output_line("build", line)).await;
+                return false;
+            }
+            report = child.next() => match report {
+                Some(Report::Line(line)) => record(line, &mut last, hub),
+                Some(Report::Exited(status)) => break status,
+                None => return false,
             },
         }
-    }
-    let status = tokio::select! {
-        _ = shutdown.cancelled() => return false,
-        status = child.wait() => status,
     };
+    // Whatever the build started in the background goes with it.
+    child.end_group();
     let duration_ms = started.elapsed().as_millis() as u64;
     match status {
         Ok(status) if status.success() => {
@@ -236,21 +223,6 @@ fn record(line: String, last: &mut VecDeque<String>, hub: &Hub) {
     }
     last.push_back(line.clone());
     hub.broadcast(Event::BuildProgress { line });
-}
-
-/// Terminates the build's whole process group when the build ends or is abandoned.
-struct GroupGuard(Option<u32>);
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        if let Some(group) = self.0.and_then(|id| i32::try_from(id).ok()) {
-            // ESRCH (the group is already gone) is the usual, happy case.
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(group),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-    }
 }
 
 #[cfg(test)]

@@ -11,17 +11,13 @@
 //! group gets SIGTERM, then SIGKILL after a grace period), or let it read the terminal (a
 //! background process group reading the terminal would be stopped).
 
-use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::child::{Child, Report, Stopped, describe_exit};
 use crate::config::{DevCommand, UpstreamUrl};
 use crate::hub::Hub;
 use crate::hub::protocol::{Event, UpstreamState};
@@ -32,32 +28,8 @@ use crate::upstream::{self, Upstream};
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// After this long without a known address, say how to give one.
 const ADDRESS_HINT_AFTER: Duration = Duration::from_secs(15);
-/// Longest output line kept whole; longer ones are cut.
-const MAX_LINE: usize = 8 * 1024;
 /// A run that lasted this long was healthy: the restart backoff starts over.
 const HEALTHY_RUN: Duration = Duration::from_secs(30);
-
-/// What the running command reports.
-enum Report {
-    Line(String),
-    Exited(std::io::Result<ExitStatus>),
-}
-
-/// How a run ended, in words: `exited with code 1`, `was killed by SIGSEGV`.
-fn describe_exit(status: &std::io::Result<ExitStatus>) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match status {
-        Ok(status) => match (status.code(), status.signal()) {
-            (Some(code), _) => format!("exited with code {code}"),
-            (None, Some(signal)) => match Signal::try_from(signal) {
-                Ok(signal) => format!("was killed by {}", signal.as_str()),
-                Err(_) => format!("was killed by signal {signal}"),
-            },
-            (None, None) => "exited".to_owned(),
-        },
-        Err(error) => format!("could not be waited for: {error}"),
-    }
-}
 
 /// The delay before restart number `attempt` (0-based): 0.5 s doubling up to 30 s.
 pub fn backoff(attempt: u32) -> Duration {
@@ -131,10 +103,9 @@ async fn run_once(
     };
     upstream.transition(hub, state, None);
 
-    let (sender, mut reports) = mpsc::channel(256);
     tracing::info!("dev     $ {}", command.display);
-    let group = match spawn(command, sender) {
-        Ok(group) => group,
+    let mut child = match spawn(command) {
+        Ok(child) => child,
         Err(error) => {
             let line = format!("cannot run `{}`: {error}", command.argv[0]);
             upstream.record_output(&line);
@@ -151,10 +122,18 @@ async fn run_once(
         let probing = matches!(state, UpstreamState::Starting | UpstreamState::Down);
         tokio::select! {
             _ = shutdown.cancelled() => {
-                stop(group, &mut reports).await;
+                let stopped = child
+                    .stop(STOP_GRACE, |line| crate::log::output_line("dev", line))
+                    .await;
+                if stopped == Stopped::Killed {
+                    tracing::warn!(
+                        "the dev server did not stop within {} s; killed it",
+                        STOP_GRACE.as_secs()
+                    );
+                }
                 return None;
             }
-            report = reports.recv() => match report {
+            report = child.next() => match report {
                 Some(Report::Line(line)) => {
                     crate::log::output_line("dev", &line);
                     upstream.record_output(&line);
@@ -174,7 +153,7 @@ async fn run_once(
                 }
                 Some(Report::Exited(status)) => {
                     // Whatever it started goes with it (it would hold the port).
-                    let _ = killpg(group, Signal::SIGTERM);
+                    child.end_group();
                     return Some(describe_exit(&status));
                 }
                 None => return Some("stopped reporting".to_owned()),
@@ -272,102 +251,19 @@ async fn use_printed(printed: UpstreamUrl, upstream: &Upstream, hub: &Hub) {
     }
 }
 
-/// Starts the command in its own process group; its output and exit arrive on `reports`.
-/// Returns the group id.
-fn spawn(command: &DevCommand, reports: mpsc::Sender<Report>) -> std::io::Result<Pid> {
+/// Starts the command in its own process group, its output unbuffered and, on a terminal, in
+/// colour.
+fn spawn(command: &DevCommand) -> std::io::Result<Child> {
     let mut process = Command::new(&command.argv[0]);
     process
         .args(&command.argv[1..])
         .current_dir(&command.cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true)
         // Output through a pipe is block-buffered by Python unless told otherwise.
         .env("PYTHONUNBUFFERED", "1");
     if crate::log::colour() {
         process.env("FORCE_COLOR", "1");
     }
-    let mut child = process.spawn()?;
-    let id = child
-        .id()
-        .and_then(|id| i32::try_from(id).ok())
-        .ok_or_else(|| std::io::Error::other("the command exited before it could be followed"))?;
-    let readers = [
-        tokio::spawn(forward_lines(child.stdout.take(), reports.clone())),
-        tokio::spawn(forward_lines(child.stderr.take(), reports.clone())),
-    ];
-    tokio::spawn(async move {
-        let status = child.wait().await;
-        // Let the last lines arrive before the exit, unless something else keeps the pipes.
-        for reader in readers {
-            let _ = tokio::time::timeout(Duration::from_millis(500), reader).await;
-        }
-        let _ = reports.send(Report::Exited(status)).await;
-    });
-    Ok(Pid::from_raw(id))
-}
-
-/// Sends each line read from `pipe` (lossy UTF-8, cut at [`MAX_LINE`], `\r` dropped).
-async fn forward_lines(pipe: Option<impl AsyncRead + Unpin>, reports: mpsc::Sender<Report>) {
-    let Some(mut pipe) = pipe else { return };
-    let mut pending: Vec<u8> = Vec::new();
-    let mut chunk = vec![0u8; 8192];
-    loop {
-        let read = match pipe.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        pending.extend_from_slice(&chunk[..read]);
-        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=end).collect();
-            if reports.send(Report::Line(to_line(&line))).await.is_err() {
-                return;
-            }
-        }
-        if pending.len() > MAX_LINE {
-            let line = std::mem::take(&mut pending);
-            if reports.send(Report::Line(to_line(&line))).await.is_err() {
-                return;
-            }
-        }
-    }
-    if !pending.is_empty() {
-        let _ = reports.send(Report::Line(to_line(&pending))).await;
-    }
-}
-
-fn to_line(bytes: &[u8]) -> String {
-    let bytes = &bytes[..bytes.len().min(MAX_LINE)];
-    let text = String::from_utf8_lossy(bytes);
-    text.trim_end_matches(['\n', '\r']).to_owned()
-}
-
-/// Stops the group: SIGTERM, then SIGKILL for whatever is left after [`STOP_GRACE`].
-async fn stop(group: Pid, reports: &mut mpsc::Receiver<Report>) {
-    // ESRCH (already gone) is fine.
-    let _ = killpg(group, Signal::SIGTERM);
-    let deadline = tokio::time::Instant::now() + STOP_GRACE;
-    let mut leader_exited = false;
-    loop {
-        if leader_exited && killpg(group, None).is_err() {
-            return;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep_until(deadline) => break,
-            report = reports.recv(), if !leader_exited => match report {
-                Some(Report::Line(line)) => crate::log::output_line("dev", &line),
-                Some(Report::Exited(_)) | None => leader_exited = true,
-            },
-            _ = tokio::time::sleep(Duration::from_millis(50)), if leader_exited => {}
-        }
-    }
-    tracing::warn!(
-        "the dev server did not stop within {} s; killing it",
-        STOP_GRACE.as_secs()
-    );
-    let _ = killpg(group, Signal::SIGKILL);
+    Child::spawn(process)
 }
 
 #[cfg(test)]
@@ -387,12 +283,5 @@ mod tests {
         assert_eq!(backoff(3), Duration::from_secs(4));
         assert_eq!(backoff(6), Duration::from_secs(30));
         assert_eq!(backoff(40), Duration::from_secs(30));
-    }
-
-    #[test]
-    fn lines_are_cut_and_lossy() {
-        assert_eq!(to_line(b"hello\r\n"), "hello");
-        assert_eq!(to_line(b"caf\xe9\n"), "caf\u{fffd}");
-        assert_eq!(to_line(&vec![b'x'; MAX_LINE * 2]).len(), MAX_LINE);
     }
 }

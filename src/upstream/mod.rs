@@ -7,6 +7,8 @@
 //! `upstream_status`; each time it becomes ready, `preview_ready`; when it comes back after
 //! having been ready before, every tab reloads.
 //!
+//! Uses: child, config, hub, log.
+//!
 //! Must never: block a request on the status lock for longer than a copy, or report `ready`
 //! before a connection to the upstream succeeded.
 
