@@ -2,46 +2,28 @@
 //! a folder; HTML pages get one `<script>` tag while they stream; every tab reloads when
 //! something changes.
 //!
-//! How a request flows: `proxy` (the front door) sends `/__relive/*` — and in static mode
-//! everything — to `origin`, the rest to the upstream, and rewrites page responses with
-//! `inject` when `policy` says they are pages (recording each page's serve in `loop_guard`).
-//! How a change flows: `watch` → `loop_guard` (held if a page load or the build caused it
-//! again) → `hub` → `ws` → the browser client (`client/relive.js`).
+//! How a request flows: `front_door` (pingora) refuses what must not pass (`front_door::rules`),
+//! sends `/__relive/*` — and in static mode everything — to `origin`, the rest to the
+//! upstream, and rewrites the responses `inject::policy` calls pages with `inject`.
+//! How a change flows: `triggers` (watch → build → loop guard → route) → `hub` →
+//! `origin::ws` → the browser client (`client/relive.js`).
+//! The design in full, with both walks: `docs/architecture.md`.
 //!
-//! Modules, one job each:
-//! - `app`: starts every part, reports the URL, stops everything on one shutdown token.
-//! - `build`: runs `--build CMD` after changes; streams its output; reloads on success only.
-//! - `check`: `relive check`, loading pages in headless Chromium or over HTTP for CI.
-//! - `chromium`: a headless browser over the DevTools protocol.
-//! - `cli`: the command line (clap).
-//! - `config`: `relive.toml` and the resolved `Config` (defaults < file < env < flags).
-//! - `control`: `POST /__relive/notify`, signals from build tools and scripts.
-//! - `devserver`: runs `relive -- CMD`, reads its URL and output, restarts it, stops its group.
-//! - `discover`: where a dev server listens (printed URL, arguments, framework presets).
-//! - `decode`: undoes gzip/deflate/br/zstd chunk by chunk, with a size cap.
-//! - `hosts`: the `Host` allow-list against DNS rebinding.
-//! - `hub`: event ring and broadcast; replays missed events to reconnecting tabs.
-//! - `inject`: the streaming lol_html rewriter that adds the client tag.
-//! - `lan`: the machine's network addresses and a QR code, for `--host 0.0.0.0`.
-//! - `listen`: picks the front door's port (fallback, strict, any).
-//! - `loop_guard`: tells a reload loop (page loads or the build rewriting watched files) from a
-//!   person saving, by cause.
-//! - `log`: tracing setup (text or JSON) with pingora's logs bridged in.
-//! - `notify`: the `relive notify` command.
-//! - `origin`: relive's internal HTTP app (client.js, WebSocket, status, static files).
-//! - `pages`: relive's own HTML pages (upstream down, not found).
-//! - `policy`: which responses are page navigations that get the client.
-//! - `poll`: the stat-based poller for file systems without change notifications.
-//! - `protocol`: the wire messages between relive and the browser.
-//! - `proxy`: the pingora front door.
-//! - `sse`: `/__relive/events`, the event-stream fallback for tabs without WebSocket.
-//! - `state`: the per-instance state file `relive notify` finds relive by.
-//! - `static_files`: serving a folder safely.
-//! - `tls`: HTTPS: the front door's certificate (the user's or the local CA's), upstream TLS.
-//! - `tunnel`: relays WebSocket and other upgrades between browser and peer.
-//! - `upstream`: the dev server's address and status (pending → starting → ready), its health.
-//! - `watch`: notify, ignore rules, debouncing and classification of changes.
-//! - `ws`: the `/__relive/ws` endpoint.
+//! Parts, lowest first (each part's door says what it uses; `tests/architecture.rs` checks it):
+//! - `log`: tracing set-up (text or JSON) with pingora's logs bridged in.
+//! - `tls`: the front door's certificate (the user's or the local CA's), upstream TLS.
+//! - `child`: runs a command in its own process group, reads its output, stops the group.
+//! - `hub`: event ring and broadcast with replay; the wire `protocol`; the `/__relive/` `routes`.
+//! - `inject`: pure: the streaming injector, the page `policy`, decoding, HTML escaping.
+//! - `config`: `relive.toml`, the command line and the resolved `Config`.
+//! - `upstream`: the dev server's address and status; runs `relive -- CMD`; finds its URL.
+//! - `triggers`: file watching, `--build`, the loop guard, and the route from a change to the hub.
+//! - `origin`: relive's own endpoints (client, socket, event stream, notify, status, dashboard,
+//!   static files, its pages).
+//! - `front_door`: the pingora proxy, its request rules, answers, page rewrite and tunnels.
+//! - `app`: starts every part on one shutdown token and reports the URL.
+//! - `check`: `relive check`, in headless Chromium or over HTTP.
+//! - `notify`: `relive notify`.
 #![forbid(unsafe_code)]
 
 pub mod app;
