@@ -441,7 +441,10 @@ fn client_config(trust: Trust) -> ClientConfig {
 /// `insecure`, any certificate (the handshake's signatures are still checked).
 pub fn upstream_client(insecure: bool) -> Arc<ClientConfig> {
     let trust = if insecure {
-        Trust::Verifier(Arc::new(AcceptAnyCertificate(provider())))
+        Trust::Verifier(Arc::new(Unrooted {
+            pin: None,
+            provider: provider(),
+        }))
     } else {
         Trust::Roots(platform_roots())
     };
@@ -454,9 +457,9 @@ pub fn upstream_client(insecure: bool) -> Arc<ClientConfig> {
 /// published in its state file (`pin`), else the platform's roots and relive's local authority.
 pub fn relive_client(pin: Option<String>) -> Arc<ClientConfig> {
     let trust = match pin {
-        Some(pin) => Trust::Verifier(Arc::new(Pinned {
-            pin,
-            signatures: AcceptAnyCertificate(provider()),
+        Some(pin) => Trust::Verifier(Arc::new(Unrooted {
+            pin: Some(pin),
+            provider: provider(),
         })),
         None => {
             let mut roots = platform_roots();
@@ -471,15 +474,22 @@ pub fn relive_client(pin: Option<String>) -> Arc<ClientConfig> {
     Arc::new(client_config(trust))
 }
 
-/// Accepts exactly the certificate whose SHA-256 is `pin`.
-#[derive(Debug)]
-struct Pinned {
-    pin: String,
-    /// Checks the handshake's signatures, as for any certificate.
-    signatures: AcceptAnyCertificate,
+/// The server name to present and verify for `host`.
+pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
+    ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
+        .map_err(|e| format!("`{host}` is not a valid TLS server name ({e})"))
 }
 
-impl ServerCertVerifier for Pinned {
+/// A certificate check that does not go through roots: any certificate
+/// (`--upstream-insecure`), or exactly the one whose SHA-256 is `pin` (`relive notify` talking
+/// to the relive that published it). The handshake's signatures are checked either way.
+#[derive(Debug)]
+struct Unrooted {
+    pin: Option<String>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Unrooted {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -488,58 +498,12 @@ impl ServerCertVerifier for Pinned {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if sha256_hex(end_entity) == self.pin {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(
+        match &self.pin {
+            Some(pin) if sha256_hex(end_entity) != *pin => Err(rustls::Error::General(
                 "the certificate is not the one this relive published".into(),
-            ))
+            )),
+            _ => Ok(ServerCertVerified::assertion()),
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.signatures.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.signatures.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.signatures.supported_verify_schemes()
-    }
-}
-
-/// The server name to present and verify for `host`.
-pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
-    ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
-        .map_err(|e| format!("`{host}` is not a valid TLS server name ({e})"))
-}
-
-/// `--upstream-insecure`: accepts any certificate, checks the handshake's signatures.
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -552,7 +516,7 @@ impl ServerCertVerifier for AcceptAnyCertificate {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
@@ -566,12 +530,14 @@ impl ServerCertVerifier for AcceptAnyCertificate {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
