@@ -123,34 +123,11 @@ pub async fn run(
         ..ClientTag::new(token.clone())
     };
     let page_loads = Arc::new(PageLoads::default());
-
-    let (files, upstream, serving) = match &config.mode {
-        Mode::Static { root } => {
-            let files = StaticFiles::new(root).map_err(|source| RunError::Folder {
-                path: root.clone(),
-                source,
-            })?;
-            let serving = files.root().display().to_string();
-            (Some(files), None, serving)
-        }
-        Mode::Proxy { upstream } => {
-            let (url, addrs) = match upstream {
-                Some(url) => {
-                    let addrs = crate::upstream::resolve(&url.host, url.port)
-                        .await
-                        .map_err(|detail| RunError::Resolve {
-                            host: url.host.clone(),
-                            detail,
-                        })?;
-                    (Some(url.clone()), addrs)
-                }
-                None => (None, Vec::new()),
-            };
-            let command = config.dev.as_ref().map(|dev| dev.display.clone());
-            let upstream = Arc::new(Upstream::new(command, url, addrs));
-            (None, Some(upstream.clone()), upstream.display())
-        }
-    };
+    let Serving {
+        files,
+        upstream,
+        shown,
+    } = what_to_serve(&config).await?;
 
     let origin_listener = origin::bind().await.map_err(RunError::Origin)?;
     let origin_addr = origin_listener.local_addr().map_err(RunError::Origin)?;
@@ -158,7 +135,7 @@ pub async fn run(
         socket: Arc::new(SocketContext {
             hub: hub.clone(),
             clients: Default::default(),
-            token: token.clone(),
+            token,
             heartbeat: config.heartbeat,
             shutdown: shutdown.clone(),
             upstream: upstream.clone(),
@@ -167,16 +144,8 @@ pub async fn run(
         tag: tag.clone(),
         control_token: control_token.clone(),
         files,
-        serving: serving.clone(),
-        watching: config.watch.as_ref().map_or(serde_json::Value::Null, |w| {
-            serde_json::json!({
-                "paths": w.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
-                "ignore": w.ignore,
-                "builtin_ignore": crate::triggers::BUILTIN_IGNORES,
-                "poll": w.poll,
-                "debounce_ms": w.debounce.as_millis() as u64,
-            })
-        }),
+        serving: shown.clone(),
+        watching: watching_status(config.watch.as_ref()),
         started: Instant::now(),
     });
     let origin_task = tokio::spawn(origin::serve(origin_listener, origin, shutdown.clone()));
@@ -188,17 +157,7 @@ pub async fn run(
     } else {
         crate::app::lan::addresses(config.host)
     };
-    let cert = match &config.https {
-        Some(source) => {
-            let names = crate::tls::names_to_cover(config.host, &lan, &config.allowed_hosts);
-            Some(crate::tls::front_door_cert(
-                source,
-                &names,
-                crate::tls::data_dir().as_deref(),
-            )?)
-        }
-        None => None,
-    };
+    let cert = front_door_cert(&config, &lan)?;
     let front_door = FrontDoor {
         upstream: upstream.clone(),
         origin: origin_addr,
@@ -254,19 +213,14 @@ pub async fn run(
     };
     let _state_file = publish_state(&listening);
     on_listening(&listening);
-    report(&config, &listening, &serving, cert.as_ref(), &lan);
-    let health_task = upstream.map(|upstream| match &config.dev {
-        Some(dev) => tokio::spawn(crate::upstream::devserver::supervise(
-            dev.clone(),
+    report(&config, &listening, &shown, cert.as_ref(), &lan);
+    let health_task = upstream.map(|upstream| {
+        tokio::spawn(follow_upstream(
+            config.dev.clone(),
             upstream,
-            hub.clone(),
+            hub,
             shutdown.clone(),
-        )),
-        None => tokio::spawn(crate::upstream::follow(
-            upstream,
-            hub.clone(),
-            shutdown.clone(),
-        )),
+        ))
     });
 
     shutdown.cancelled().await;
@@ -279,6 +233,93 @@ pub async fn run(
     }
     let _ = tokio::task::spawn_blocking(move || pingora.join()).await;
     Ok(())
+}
+
+/// What relive serves: a folder through its own origin, or an upstream; and how to name it.
+struct Serving {
+    files: Option<StaticFiles>,
+    upstream: Option<Arc<Upstream>>,
+    shown: String,
+}
+
+async fn what_to_serve(config: &Config) -> Result<Serving, RunError> {
+    match &config.mode {
+        Mode::Static { root } => {
+            let files = StaticFiles::new(root).map_err(|source| RunError::Folder {
+                path: root.clone(),
+                source,
+            })?;
+            Ok(Serving {
+                shown: files.root().display().to_string(),
+                files: Some(files),
+                upstream: None,
+            })
+        }
+        Mode::Proxy { upstream } => {
+            let (url, addrs) = match upstream {
+                Some(url) => {
+                    let addrs = crate::upstream::resolve(&url.host, url.port)
+                        .await
+                        .map_err(|detail| RunError::Resolve {
+                            host: url.host.clone(),
+                            detail,
+                        })?;
+                    (Some(url.clone()), addrs)
+                }
+                None => (None, Vec::new()),
+            };
+            let command = config.dev.as_ref().map(|dev| dev.display.clone());
+            let upstream = Arc::new(Upstream::new(command, url, addrs));
+            Ok(Serving {
+                shown: upstream.display(),
+                files: None,
+                upstream: Some(upstream),
+            })
+        }
+    }
+}
+
+/// The `watching` part of `/__relive/status`.
+fn watching_status(watch: Option<&crate::config::WatchSettings>) -> serde_json::Value {
+    watch.map_or(serde_json::Value::Null, |w| {
+        serde_json::json!({
+            "paths": w.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "ignore": w.ignore,
+            "builtin_ignore": crate::triggers::BUILTIN_IGNORES,
+            "poll": w.poll,
+            "debounce_ms": w.debounce.as_millis() as u64,
+        })
+    })
+}
+
+/// The front door's certificate when it serves HTTPS, covering every name it is reached by.
+fn front_door_cert(
+    config: &Config,
+    lan: &[IpAddr],
+) -> Result<Option<crate::tls::FrontDoorCert>, RunError> {
+    let Some(source) = &config.https else {
+        return Ok(None);
+    };
+    let names = crate::tls::names_to_cover(config.host, lan, &config.allowed_hosts);
+    Ok(Some(crate::tls::front_door_cert(
+        source,
+        &names,
+        crate::tls::data_dir().as_deref(),
+    )?))
+}
+
+/// Follows the upstream's health: runs and restarts the dev server relive started, or watches
+/// one started elsewhere.
+async fn follow_upstream(
+    dev: Option<crate::config::DevCommand>,
+    upstream: Arc<Upstream>,
+    hub: Arc<Hub>,
+    shutdown: CancellationToken,
+) {
+    match dev {
+        Some(dev) => crate::upstream::devserver::supervise(dev, upstream, hub, shutdown).await,
+        None => crate::upstream::follow(upstream, hub, shutdown).await,
+    }
 }
 
 /// Says when relive.toml changes while relive runs: what is wrong with it (file, line, key),
@@ -392,6 +433,7 @@ async fn wait_until_accepting(
     Err(RunError::FrontDoor(addr))
 }
 
+/// Says what relive serves, where to open it, what it watches, and what needs the person's eye.
 fn report(
     config: &Config,
     listening: &Listening,
@@ -414,39 +456,9 @@ fn report(
         env!("CARGO_PKG_VERSION"),
         listening.url
     );
-    match &config.watch {
-        Some(settings) => {
-            let paths: Vec<String> = settings
-                .paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect();
-            tracing::info!(
-                "  watching {}{}",
-                paths.join(", "),
-                if settings.poll { " (polling)" } else { "" }
-            );
-        }
-        None => tracing::info!("  not watching files (add --watch PATH to reload on changes)"),
-    }
-    if let Some(authority) = cert.and_then(|c| c.authority.as_deref()) {
-        let trust = crate::tls::trust_command(authority);
-        if cert.is_some_and(|c| c.new_authority) {
-            tracing::warn!(
-                event = "https_authority",
-                authority = %authority.display(),
-                "  made a local certificate authority for HTTPS: {}\n  \
-                 browsers show a warning until you trust it once (relive never does this itself):\n    {trust}",
-                authority.display()
-            );
-        } else {
-            tracing::info!(
-                event = "https_authority",
-                authority = %authority.display(),
-                "  HTTPS certificate from relive's local authority {} (to trust it: {trust})",
-                authority.display()
-            );
-        }
+    report_watching(config.watch.as_ref());
+    if let Some(cert) = cert {
+        report_authority(cert);
     }
     if config.upstream_insecure && matches!(config.mode, Mode::Proxy { .. }) {
         tracing::warn!(
@@ -454,27 +466,68 @@ fn report(
         );
     }
     if !config.host.is_loopback() {
-        for ip in lan {
-            let url = crate::app::lan::url(*ip, listening.addr.port(), cert.is_some());
-            tracing::info!(event = "network_url", url = %url, "  ➜  on your network: {url}");
-        }
-        // A QR code for phones, when a person is looking at the terminal.
-        if let Some(first) = lan.first()
-            && config.log_format == crate::log::LogFormat::Text
-            && crate::log::colour()
-            && let Some(code) = crate::app::lan::qr(&crate::app::lan::url(
-                *first,
-                listening.addr.port(),
-                cert.is_some(),
-            ))
-        {
-            eprintln!("{code}");
-        }
+        report_network(config, listening.addr.port(), cert.is_some(), lan);
+    }
+}
+
+fn report_watching(watch: Option<&crate::config::WatchSettings>) {
+    let Some(settings) = watch else {
+        tracing::info!("  not watching files (add --watch PATH to reload on changes)");
+        return;
+    };
+    let paths: Vec<String> = settings
+        .paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    tracing::info!(
+        "  watching {}{}",
+        paths.join(", "),
+        if settings.poll { " (polling)" } else { "" }
+    );
+}
+
+/// Names the local certificate authority, and how to trust it when it is new.
+fn report_authority(cert: &crate::tls::FrontDoorCert) {
+    let Some(authority) = cert.authority.as_deref() else {
+        return;
+    };
+    let trust = crate::tls::trust_command(authority);
+    if cert.new_authority {
         tracing::warn!(
-            "listening on {}: other machines on your network can open this site",
-            config.host
+            event = "https_authority",
+            authority = %authority.display(),
+            "  made a local certificate authority for HTTPS: {}\n  \
+             browsers show a warning until you trust it once (relive never does this itself):\n    {trust}",
+            authority.display()
+        );
+    } else {
+        tracing::info!(
+            event = "https_authority",
+            authority = %authority.display(),
+            "  HTTPS certificate from relive's local authority {} (to trust it: {trust})",
+            authority.display()
         );
     }
+}
+
+/// The URLs other machines use, a QR code for phones when a person is looking, and a warning.
+fn report_network(config: &Config, port: u16, https: bool, lan: &[IpAddr]) {
+    for ip in lan {
+        let url = crate::app::lan::url(*ip, port, https);
+        tracing::info!(event = "network_url", url = %url, "  ➜  on your network: {url}");
+    }
+    if let Some(first) = lan.first()
+        && config.log_format == crate::log::LogFormat::Text
+        && crate::log::colour()
+        && let Some(code) = crate::app::lan::qr(&crate::app::lan::url(*first, port, https))
+    {
+        eprintln!("{code}");
+    }
+    tracing::warn!(
+        "listening on {}: other machines on your network can open this site",
+        config.host
+    );
 }
 
 #[cfg(test)]

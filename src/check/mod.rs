@@ -418,47 +418,65 @@ async fn in_browser(
         report.problem("status", format!("the page did not load: {error}"));
         return Ok(report.finish());
     }
-    let frame = navigated["frameId"].as_str().unwrap_or("").to_owned();
-    let mut requests: std::collections::HashMap<String, String> = Default::default();
+    let mut page = PageEvents {
+        url,
+        frame: navigated["frameId"].as_str().unwrap_or("").to_owned(),
+        requests: Default::default(),
+        report,
+    };
     let mut deadline = started + timeout;
     let mut loaded = false;
-    loop {
-        let Some(event) = chromium.next_event(deadline).await? else {
-            break;
-        };
-        let params = &event["params"];
+    while let Some(event) = chromium.next_event(deadline).await? {
         match event["method"].as_str().unwrap_or("") {
             "Page.loadEventFired" if !loaded => {
                 loaded = true;
-                report.load_ms = Some(started.elapsed().as_millis() as u64);
+                page.report.load_ms = Some(started.elapsed().as_millis() as u64);
                 deadline = Instant::now() + SETTLE;
             }
+            method => page.record(method, &event["params"]),
+        }
+    }
+    if !loaded {
+        page.report.problem(
+            "timeout",
+            format!(
+                "the page did not finish loading within {} s",
+                timeout.as_secs()
+            ),
+        );
+    }
+    Ok(page.report.finish())
+}
+
+/// What one page did in the browser, as its DevTools events arrive.
+struct PageEvents<'a> {
+    url: &'a str,
+    /// The page's own frame: its document's status is the page's.
+    frame: String,
+    /// Request id to URL, to name a request that failed.
+    requests: std::collections::HashMap<String, String>,
+    report: PageReport,
+}
+
+impl PageEvents<'_> {
+    fn record(&mut self, method: &str, params: &Value) {
+        match method {
             "Network.requestWillBeSent" => {
                 if let (Some(id), Some(url)) = (
                     params["requestId"].as_str(),
                     params["request"]["url"].as_str(),
                 ) {
-                    requests.insert(id.to_owned(), url.to_owned());
+                    self.requests.insert(id.to_owned(), url.to_owned());
                 }
             }
-            "Network.responseReceived" => {
-                let status = params["response"]["status"].as_u64().unwrap_or(0) as u16;
-                let resource = params["response"]["url"].as_str().unwrap_or("");
-                if params["type"] == "Document" && params["frameId"] == frame.as_str() {
-                    report.status = Some(status);
-                    if status >= 400 {
-                        report.problem("status", format!("the page answered {status}"));
-                    }
-                } else if status >= 400 && !ignored(resource) {
-                    report.problem("resource", format!("{} ({status})", shown(url, resource)));
-                }
-            }
+            "Network.responseReceived" => self.response(params),
             "Network.loadingFailed" if params["canceled"] != true => {
                 let id = params["requestId"].as_str().unwrap_or("");
-                let resource = requests.get(id).map(String::as_str).unwrap_or("?");
+                let resource = self.requests.get(id).map(String::as_str).unwrap_or("?");
                 let error = params["errorText"].as_str().unwrap_or("failed");
                 if !ignored(resource) && !error.contains("ERR_ABORTED") {
-                    report.problem("resource", format!("{} ({error})", shown(url, resource)));
+                    let problem = format!("{} ({error})", shown(self.url, resource));
+                    self.report.problem("resource", problem);
                 }
             }
             "Runtime.exceptionThrown" => {
@@ -471,20 +489,11 @@ async fn in_browser(
                 } else {
                     "js-error"
                 };
-                report.problem(kind, exception_text(details));
+                self.report.problem(kind, exception_text(details));
             }
             "Runtime.consoleAPICalled" if params["type"] == "error" => {
-                let text: Vec<String> = params["args"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|arg| match &arg["value"] {
-                        Value::String(s) => s.clone(),
-                        Value::Null => arg["description"].as_str().unwrap_or("").to_owned(),
-                        other => other.to_string(),
-                    })
-                    .collect();
-                report.problem("console-error", text.join(" "));
+                self.report
+                    .problem("console-error", console_text(&params["args"]));
             }
             "Log.entryAdded"
                 if params["entry"]["level"] == "error"
@@ -492,21 +501,41 @@ async fn in_browser(
                     && params["entry"]["source"] != "console-api" =>
             {
                 let text = params["entry"]["text"].as_str().unwrap_or("");
-                report.problem("console-error", text.to_owned());
+                self.report.problem("console-error", text.to_owned());
             }
             _ => {}
         }
     }
-    if !loaded {
-        report.problem(
-            "timeout",
-            format!(
-                "the page did not finish loading within {} s",
-                timeout.as_secs()
-            ),
-        );
+
+    fn response(&mut self, params: &Value) {
+        let status = params["response"]["status"].as_u64().unwrap_or(0) as u16;
+        let resource = params["response"]["url"].as_str().unwrap_or("");
+        if params["type"] == "Document" && params["frameId"] == self.frame.as_str() {
+            self.report.status = Some(status);
+            if status >= 400 {
+                self.report
+                    .problem("status", format!("the page answered {status}"));
+            }
+        } else if status >= 400 && !ignored(resource) {
+            let problem = format!("{} ({status})", shown(self.url, resource));
+            self.report.problem("resource", problem);
+        }
     }
-    Ok(report.finish())
+}
+
+/// The text of a `console.error(...)` call's arguments.
+fn console_text(args: &Value) -> String {
+    let text: Vec<String> = args
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|arg| match &arg["value"] {
+            Value::String(s) => s.clone(),
+            Value::Null => arg["description"].as_str().unwrap_or("").to_owned(),
+            other => other.to_string(),
+        })
+        .collect();
+    text.join(" ")
 }
 
 /// Requests a browser makes by itself, not the page's.

@@ -162,9 +162,9 @@ impl ProxyHttp for FrontDoor {
         let addr = upstream
             .addr_for_attempt(ctx.connect_failures)
             .ok_or_else(|| Error::new_up(ErrorType::ConnectNoRoute))?;
-        let mut peer = match upstream.tls_host() {
-            Some(host) => {
-                let mut peer = HttpPeer::new(addr, true, host);
+        let mut peer = match upstream.location().filter(|url| url.tls) {
+            Some(url) => {
+                let mut peer = HttpPeer::new(addr, true, url.host.clone());
                 peer.options.verify_cert = !self.upstream_insecure;
                 peer.options.verify_hostname = !self.upstream_insecure;
                 peer
@@ -411,10 +411,13 @@ impl FrontDoor {
         set_forwarded(session, &mut request, self.https)?;
         match self.upstream_for(ctx) {
             Some(upstream) => {
-                let addrs = upstream.addrs_current_first();
-                let tls = match upstream.tls_host() {
-                    Some(host) => Some(tunnel::PeerTls {
-                        name: crate::tls::server_name(&host)
+                // The one that answered last first, then the others.
+                let addrs: Vec<_> = (0..)
+                    .map_while(|attempt| upstream.addr_for_attempt(attempt))
+                    .collect();
+                let tls = match upstream.location().filter(|url| url.tls) {
+                    Some(url) => Some(tunnel::PeerTls {
+                        name: crate::tls::server_name(&url.host)
                             .map_err(|e| internal_error("the upstream's TLS name", e))?,
                         config: self
                             .upstream_tls

@@ -14,8 +14,8 @@ use crate::upstream::Snapshot;
 /// CSP for relive's own pages: nothing but its own script and socket.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:";
 
-fn page(title: &str, body: &str, tag: Option<&ClientTag>) -> String {
-    let client = tag.map(|t| t.render(None)).unwrap_or_default();
+/// Every page relive writes: one shell, its own style, the body.
+fn document(title: &str, style: &str, body: &str) -> String {
     format!(
         r#"<!doctype html>
 <html lang="en">
@@ -24,20 +24,28 @@ fn page(title: &str, body: &str, tag: Option<&ClientTag>) -> String {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
 <style>
-  body {{ font: 16px/1.5 system-ui, sans-serif; max-width: 40rem; margin: 15vh auto; padding: 0 1rem; color: #1f2328; }}
-  h1 {{ font-size: 1.25rem; }}
-  code {{ background: #f0f2f4; padding: .1em .3em; border-radius: 4px; }}
-  .muted {{ color: #656d76; font-size: .9rem; }}
-  pre {{ background: #f6f8fa; padding: .75rem; border-radius: 6px; overflow: auto; max-height: 50vh; font-size: .8rem; white-space: pre-wrap; }}
-  @media (prefers-color-scheme: dark) {{ body {{ background: #0d1117; color: #e6edf3; }} code, pre {{ background: #262c36; }} .muted {{ color: #8d96a0; }} }}
-</style>
+{style}</style>
 </head>
 <body>
 {body}
-{client}</body>
+</body>
 </html>
 "#
     )
+}
+
+const PAGE_STYLE: &str = r#"  body { font: 16px/1.5 system-ui, sans-serif; max-width: 40rem; margin: 15vh auto; padding: 0 1rem; color: #1f2328; }
+  h1 { font-size: 1.25rem; }
+  code { background: #f0f2f4; padding: .1em .3em; border-radius: 4px; }
+  .muted { color: #656d76; font-size: .9rem; }
+  pre { background: #f6f8fa; padding: .75rem; border-radius: 6px; overflow: auto; max-height: 50vh; font-size: .8rem; white-space: pre-wrap; }
+  @media (prefers-color-scheme: dark) { body { background: #0d1117; color: #e6edf3; } code, pre { background: #262c36; } .muted { color: #8d96a0; } }
+"#;
+
+/// A message page, with relive's client when it should reload by itself.
+fn page(title: &str, body: &str, tag: Option<&ClientTag>) -> String {
+    let client = tag.map(|t| t.render(None)).unwrap_or_default();
+    document(title, PAGE_STYLE, &format!("{body}\n{client}"))
 }
 
 /// The HTTP status of the waiting page: 503 while the dev server starts, 502 when it is down or
@@ -159,35 +167,8 @@ pub fn not_found(path: &str, tag: &ClientTag) -> String {
 /// keeps live over relive's socket (with the token, as pages carry it). It does not load the
 /// page client: the dashboard never reloads itself.
 pub fn dashboard(token: &str) -> String {
-    format!(
-        r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>relive dashboard</title>
-<style>
-  body {{ font: 14px/1.45 system-ui, sans-serif; margin: 0; color: #1f2328; background: #f6f8fa; }}
-  header {{ padding: .8rem 1.2rem; background: #24292f; color: #fff; display: flex; gap: 1rem; align-items: baseline; flex-wrap: wrap; }}
-  header h1 {{ font-size: 1rem; margin: 0; }}
-  main {{ display: grid; gap: 1rem; padding: 1rem; grid-template-columns: repeat(auto-fit, minmax(22rem, 1fr)); }}
-  section {{ background: #fff; border: 1px solid #d0d7de; border-radius: 6px; padding: .6rem .9rem; overflow: auto; }}
-  h2 {{ font-size: .9rem; margin: .2rem 0 .5rem; text-transform: uppercase; letter-spacing: .04em; color: #57606a; }}
-  table {{ border-collapse: collapse; width: 100%; }}
-  td, th {{ text-align: left; padding: .2rem .4rem; border-bottom: 1px solid #eaeef2; vertical-align: top; }}
-  th {{ font-weight: 600; color: #57606a; font-size: .8rem; }}
-  pre {{ background: #f6f8fa; padding: .5rem; border-radius: 4px; white-space: pre-wrap; max-height: 16rem; overflow: auto; font-size: .8rem; margin: .4rem 0 0; }}
-  code {{ font-size: .85em; }}
-  .muted {{ color: #57606a; }}
-  .state {{ font-weight: 600; }}
-  .ready, .live {{ color: #1a7f37; }} .down, .exited, .offline {{ color: #cf222e; }} .pending, .starting {{ color: #9a6700; }}
-  #counters {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(7rem, 1fr)); gap: .5rem; }}
-  #counters div {{ background: #f6f8fa; border-radius: 4px; padding: .4rem .6rem; }}
-  #counters b {{ display: block; font-size: 1.3rem; }}
-</style>
-</head>
-<body>
-<header><h1>relive</h1><span id="serving" class="muted"></span><span id="connection" class="state pending">connecting…</span></header>
+    let body = format!(
+        r#"<header><h1>relive</h1><span id="serving" class="muted"></span><span id="connection" class="state pending">connecting…</span></header>
 <main>
 <section id="upstream-section"><h2>Dev server</h2><div id="upstream" class="muted">none (static mode)</div><pre id="output" hidden></pre></section>
 <section><h2>Tabs</h2><table><thead><tr><th>page</th><th>browser</th><th>latency</th></tr></thead><tbody id="tabs"></tbody></table><p id="no-tabs" class="muted">no tabs connected</p></section>
@@ -195,14 +176,31 @@ pub fn dashboard(token: &str) -> String {
 <section><h2>Recent events</h2><table><thead><tr><th>time</th><th>event</th><th>source</th></tr></thead><tbody id="events"></tbody></table></section>
 <section><h2>Watching</h2><div id="watching" class="muted">nothing</div></section>
 </main>
-<script type="module" src="{}" data-token="{}"></script>
-</body>
-</html>
-"#,
+<script type="module" src="{}" data-token="{}"></script>"#,
         routes::DASHBOARD_JS,
         escape_html(token)
-    )
+    );
+    document("relive dashboard", DASHBOARD_STYLE, &body)
 }
+
+const DASHBOARD_STYLE: &str = r#"  body { font: 14px/1.45 system-ui, sans-serif; margin: 0; color: #1f2328; background: #f6f8fa; }
+  header { padding: .8rem 1.2rem; background: #24292f; color: #fff; display: flex; gap: 1rem; align-items: baseline; flex-wrap: wrap; }
+  header h1 { font-size: 1rem; margin: 0; }
+  main { display: grid; gap: 1rem; padding: 1rem; grid-template-columns: repeat(auto-fit, minmax(22rem, 1fr)); }
+  section { background: #fff; border: 1px solid #d0d7de; border-radius: 6px; padding: .6rem .9rem; overflow: auto; }
+  h2 { font-size: .9rem; margin: .2rem 0 .5rem; text-transform: uppercase; letter-spacing: .04em; color: #57606a; }
+  table { border-collapse: collapse; width: 100%; }
+  td, th { text-align: left; padding: .2rem .4rem; border-bottom: 1px solid #eaeef2; vertical-align: top; }
+  th { font-weight: 600; color: #57606a; font-size: .8rem; }
+  pre { background: #f6f8fa; padding: .5rem; border-radius: 4px; white-space: pre-wrap; max-height: 16rem; overflow: auto; font-size: .8rem; margin: .4rem 0 0; }
+  code { font-size: .85em; }
+  .muted { color: #57606a; }
+  .state { font-weight: 600; }
+  .ready, .live { color: #1a7f37; } .down, .exited, .offline { color: #cf222e; } .pending, .starting { color: #9a6700; }
+  #counters { display: grid; grid-template-columns: repeat(auto-fit, minmax(7rem, 1fr)); gap: .5rem; }
+  #counters div { background: #f6f8fa; border-radius: 4px; padding: .4rem .6rem; }
+  #counters b { display: block; font-size: 1.3rem; }
+"#;
 
 /// A plain error page without the client (bad requests, refused paths).
 pub fn error(title: &str, detail: &str) -> String {

@@ -291,9 +291,12 @@ where
 
     let mut heartbeat = tokio::time::interval(context.heartbeat);
     heartbeat.tick().await;
-    let mut missed_heartbeats = 0u32;
-    let mut rtt_ms = None;
-    let mut errors = ErrorReporter::new();
+    let mut tab = Tab {
+        client,
+        missed_heartbeats: 0,
+        rtt_ms: None,
+        errors: ErrorReporter::new(),
+    };
     loop {
         tokio::select! {
             _ = context.shutdown.cancelled() => {
@@ -315,51 +318,86 @@ where
                 Err(RecvError::Closed) => break,
             },
             _ = heartbeat.tick() => {
-                missed_heartbeats += 1;
-                if missed_heartbeats > 2 {
+                tab.missed_heartbeats += 1;
+                if tab.missed_heartbeats > 2 {
                     tracing::debug!("dropping a tab that stopped answering");
                     break;
                 }
-                let ping = Event::Ping { sent: crate::hub::protocol::now_ms(), rtt_ms };
+                let ping = Event::Ping { sent: crate::hub::protocol::now_ms(), rtt_ms: tab.rtt_ms };
                 if !send(&mut socket, frame(&Published::new(hub.transient(ping)))).await {
                     break;
                 }
             }
-            message = socket.next() => match message {
-                Some(Ok(Message::Text(text))) => match serde_json::from_str(&text) {
-                    Ok(ClientMessage::Pong { sent }) => {
-                        missed_heartbeats = 0;
-                        let rtt = crate::hub::protocol::now_ms().saturating_sub(sent);
-                        rtt_ms = Some(rtt);
-                        context.clients.update(client, |info| info.rtt_ms = Some(rtt));
+            message = socket.next() => match tab.received(message, &context.clients) {
+                Heard::Carry => {}
+                Heard::End(goodbye) => {
+                    if let Some(goodbye) = goodbye {
+                        let _ = send(&mut socket, goodbye).await;
                     }
-                    Ok(ClientMessage::Page { url, user_agent }) => {
-                        context.clients.update(client, |info| {
-                            info.url = Some(url.chars().take(2048).collect());
-                            info.user_agent = Some(user_agent.chars().take(512).collect());
-                        });
-                    }
-                    Ok(error @ ClientMessage::Error { .. }) => errors.report(error),
-                    Err(_) => {}
-                },
-                Some(Ok(Message::Binary(_))) => {
-                    let _ = send(&mut socket, close(CloseCode::Unsupported, "text only")).await;
-                    break;
-                }
-                Some(Ok(Message::Close(_))) | None => break,
-                Some(Ok(_)) => {}
-                Some(Err(error)) => {
-                    if matches!(error, tokio_tungstenite::tungstenite::Error::Capacity(_)) {
-                        // A frame over the limit: say why before closing (1009).
-                        let _ = send(&mut socket, close(CloseCode::Size, "message too big")).await;
-                    }
-                    tracing::debug!("websocket closed: {error}");
                     break;
                 }
             },
         }
     }
     context.clients.disconnect(client);
+}
+
+/// What a connection knows of its tab.
+struct Tab {
+    client: u64,
+    /// Pings sent since the last pong.
+    missed_heartbeats: u32,
+    rtt_ms: Option<u64>,
+    errors: ErrorReporter,
+}
+
+/// What the connection does after a frame from its tab.
+enum Heard {
+    Carry,
+    /// Close, with a last frame saying why when there is one to say.
+    End(Option<Message>),
+}
+
+impl Tab {
+    /// Acts on one frame from the tab: a pong, its page, an error it saw, or the end.
+    fn received(
+        &mut self,
+        message: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+        clients: &Clients,
+    ) -> Heard {
+        match message {
+            Some(Ok(Message::Text(text))) => {
+                match serde_json::from_str(&text) {
+                    Ok(ClientMessage::Pong { sent }) => {
+                        self.missed_heartbeats = 0;
+                        let rtt = crate::hub::protocol::now_ms().saturating_sub(sent);
+                        self.rtt_ms = Some(rtt);
+                        clients.update(self.client, |info| info.rtt_ms = Some(rtt));
+                    }
+                    Ok(ClientMessage::Page { url, user_agent }) => {
+                        clients.update(self.client, |info| {
+                            info.url = Some(url.chars().take(2048).collect());
+                            info.user_agent = Some(user_agent.chars().take(512).collect());
+                        });
+                    }
+                    Ok(error @ ClientMessage::Error { .. }) => self.errors.report(error),
+                    Err(_) => {}
+                }
+                Heard::Carry
+            }
+            Some(Ok(Message::Binary(_))) => {
+                Heard::End(Some(close(CloseCode::Unsupported, "text only")))
+            }
+            Some(Ok(Message::Close(_))) | None => Heard::End(None),
+            Some(Ok(_)) => Heard::Carry,
+            Some(Err(error)) => {
+                tracing::debug!("websocket closed: {error}");
+                // A frame over the limit: say why before closing (1009).
+                let too_big = matches!(error, tokio_tungstenite::tungstenite::Error::Capacity(_));
+                Heard::End(too_big.then(|| close(CloseCode::Size, "message too big")))
+            }
+        }
+    }
 }
 
 /// One connected tab, as `/__relive/status` shows it.

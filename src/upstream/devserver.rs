@@ -91,7 +91,6 @@ async fn run_once(
     shutdown: &CancellationToken,
 ) -> Option<String> {
     upstream.clear_output();
-    let mut from_output = command.fixed_address;
     if !command.fixed_address {
         upstream.set_address(None, Vec::new());
         guess_address(command, upstream).await;
@@ -113,8 +112,11 @@ async fn run_once(
         }
     };
     let spawned = Instant::now();
-    let mut hinted = false;
-    let mut hinted_fixes: Vec<&'static str> = Vec::new();
+    let mut output = Output {
+        address_known: command.fixed_address,
+        hinted: Vec::new(),
+    };
+    let mut hinted_address = false;
     let mut probe = tokio::time::interval(upstream::PROBE_INTERVAL);
     probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -122,35 +124,11 @@ async fn run_once(
         let probing = matches!(state, UpstreamState::Starting | UpstreamState::Down);
         tokio::select! {
             _ = shutdown.cancelled() => {
-                let stopped = child
-                    .stop(STOP_GRACE, |line| crate::log::output_line("dev", line))
-                    .await;
-                if stopped == Stopped::Killed {
-                    tracing::warn!(
-                        "the dev server did not stop within {} s; killed it",
-                        STOP_GRACE.as_secs()
-                    );
-                }
+                stop(child).await;
                 return None;
             }
             report = child.next() => match report {
-                Some(Report::Line(line)) => {
-                    crate::log::output_line("dev", &line);
-                    upstream.record_output(&line);
-                    if state != UpstreamState::Ready {
-                        hub.broadcast(Event::UpstreamOutput { line: line.clone() });
-                    }
-                    if let Some(hint) = hint_for(&line)
-                        && !hinted_fixes.contains(&hint)
-                    {
-                        hinted_fixes.push(hint);
-                        tracing::warn!("{hint}");
-                    }
-                    if !from_output && let Some(printed) = discover::url_in_line(&line) {
-                        from_output = true;
-                        use_printed(printed, upstream, hub).await;
-                    }
-                }
+                Some(Report::Line(line)) => output.line(line, state, upstream, hub).await,
                 Some(Report::Exited(status)) => {
                     // Whatever it started goes with it (it would hold the port).
                     child.end_group();
@@ -161,10 +139,10 @@ async fn run_once(
             _ = probe.tick(), if probing => {
                 if let Some(addr) = upstream::probe(&upstream.addrs()).await {
                     upstream.answered(addr);
-                    let url = upstream.url().unwrap_or_default();
                     if state == UpstreamState::Starting {
                         tracing::info!(
-                            "dev server is ready at {url} after {:.1} s",
+                            "dev server is ready at {} after {:.1} s",
+                            upstream.location().map(|url| url.to_string()).unwrap_or_default(),
                             spawned.elapsed().as_secs_f32()
                         );
                     }
@@ -175,14 +153,59 @@ async fn run_once(
                 upstream.transition(hub, UpstreamState::Down, None);
             }
             _ = tokio::time::sleep_until((spawned + ADDRESS_HINT_AFTER).into()),
-                if !hinted && state == UpstreamState::Pending => {
-                hinted = true;
+                if !hinted_address && state == UpstreamState::Pending => {
+                hinted_address = true;
                 tracing::warn!(
                     "`{}` has not printed a http://localhost URL yet; if it serves on a port, \
                      give it with --proxy PORT",
                     command.display
                 );
             }
+        }
+    }
+}
+
+/// Stops the dev server at shutdown: SIGTERM to its group, SIGKILL after [`STOP_GRACE`].
+async fn stop(child: Child) {
+    let stopped = child
+        .stop(STOP_GRACE, |line| crate::log::output_line("dev", line))
+        .await;
+    if stopped == Stopped::Killed {
+        tracing::warn!(
+            "the dev server did not stop within {} s; killed it",
+            STOP_GRACE.as_secs()
+        );
+    }
+}
+
+/// What the dev server's output has told relive so far.
+struct Output {
+    /// Whether its address is known (given, or printed by it already).
+    address_known: bool,
+    /// Hints already given once.
+    hinted: Vec<&'static str>,
+}
+
+impl Output {
+    /// Shows a line, keeps it for the waiting page, and learns from it: a hint to give, or the
+    /// address the dev server printed.
+    async fn line(&mut self, line: String, state: UpstreamState, upstream: &Upstream, hub: &Hub) {
+        crate::log::output_line("dev", &line);
+        upstream.record_output(&line);
+        if state != UpstreamState::Ready {
+            hub.broadcast(Event::UpstreamOutput { line: line.clone() });
+        }
+        if let Some(hint) = hint_for(&line)
+            && !self.hinted.contains(&hint)
+        {
+            self.hinted.push(hint);
+            tracing::warn!("{hint}");
+        }
+        if !self.address_known
+            && let Some(printed) = discover::url_in_line(&line)
+        {
+            self.address_known = true;
+            use_printed(printed, upstream, hub).await;
         }
     }
 }
@@ -235,7 +258,7 @@ async fn guess_address(command: &DevCommand, upstream: &Upstream) {
 /// Takes the URL the command printed as the dev server's address (it beats a guess).
 async fn use_printed(printed: UpstreamUrl, upstream: &Upstream, hub: &Hub) {
     let url = printed.to_string();
-    if upstream.url().as_deref() == Some(url.as_str()) {
+    if upstream.location().is_some_and(|known| *known == printed) {
         tracing::info!("dev server at {url} (printed by the command)");
         return;
     }

@@ -37,7 +37,7 @@ pub const PROBE_INTERVAL: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone)]
 struct Known {
     /// For messages and pages: the URL once known (`http://localhost:5173`).
-    url: Option<UpstreamUrl>,
+    url: Option<Arc<UpstreamUrl>>,
     state: UpstreamState,
     /// The last state announced to tabs (a request may mark the upstream down before the
     /// lifecycle task announces it).
@@ -97,7 +97,7 @@ impl Upstream {
             addrs: RwLock::new(addrs.into()),
             current: AtomicUsize::new(0),
             known: Mutex::new(Known {
-                url,
+                url: url.map(Arc::new),
                 state,
                 announced: state,
                 exit: None,
@@ -125,21 +125,7 @@ impl Upstream {
     pub fn set_address(&self, url: Option<UpstreamUrl>, addrs: Vec<SocketAddr>) {
         *self.addrs.write().unwrap_or_else(PoisonError::into_inner) = addrs.into();
         self.current.store(0, Ordering::Relaxed);
-        lock(&self.known).url = url;
-    }
-
-    /// Every address, the one that answered last first.
-    pub fn addrs_current_first(&self) -> Vec<SocketAddr> {
-        let addrs = self.addrs();
-        if addrs.is_empty() {
-            return Vec::new();
-        }
-        let start = self.current.load(Ordering::Relaxed) % addrs.len();
-        addrs[start..]
-            .iter()
-            .chain(&addrs[..start])
-            .copied()
-            .collect()
+        lock(&self.known).url = url.map(Arc::new);
     }
 
     /// The address for a request's attempt number `attempt` (0 first): the one that answered
@@ -213,23 +199,9 @@ impl Upstream {
         }
     }
 
-    pub fn url(&self) -> Option<String> {
-        lock(&self.known).url.as_ref().map(ToString::to_string)
-    }
-
-    /// Where the upstream is (scheme, host, port), once known.
-    pub fn location(&self) -> Option<UpstreamUrl> {
+    /// Where the upstream is (scheme, host, port), once known. Cheap: asked on every request.
+    pub fn location(&self) -> Option<Arc<UpstreamUrl>> {
         lock(&self.known).url.clone()
-    }
-
-    /// The host name to verify when the upstream speaks HTTPS; `None` for plain HTTP (asked
-    /// on every request, so nothing is copied then).
-    pub fn tls_host(&self) -> Option<String> {
-        lock(&self.known)
-            .url
-            .as_ref()
-            .filter(|url| url.tls)
-            .map(|url| url.host.clone())
     }
 
     pub fn snapshot(&self) -> Snapshot {
