@@ -4,7 +4,7 @@
 mod common;
 
 use common::browser::Browser;
-use common::{Relive, connect_and_hello, next_event, raw};
+use common::{Relive, connect_and_hello, next_event, raw, statuses};
 
 fn site() -> tempfile::TempDir {
     common::one_page_site()
@@ -26,16 +26,6 @@ fn signal(addr: std::net::SocketAddr, token: &str, body: &str) -> String {
         ),
         body,
     )
-}
-
-fn statuses(response: &[u8]) -> Vec<u16> {
-    String::from_utf8_lossy(response)
-        .match_indices("HTTP/1.1 ")
-        .filter_map(|(i, _)| {
-            let text = String::from_utf8_lossy(response);
-            text[i + 9..i + 12].parse().ok()
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -108,11 +98,7 @@ async fn refused_signals_produce_no_event_and_do_not_desync_the_connection() {
     let dir = site();
     let relive = Relive::start(&["."], dir.path());
     let token = relive.control_token();
-    let page_token = common::token_of(
-        &common::get(relive.addr, "/", common::NAVIGATION)
-            .await
-            .text(),
-    );
+    let page_token = common::page_token(relive.addr).await;
     let (mut socket, _) = connect_and_hello(relive.addr).await;
     let json = "Content-Type: application/json\r\n";
     let good = format!("Authorization: Bearer {token}\r\n");
@@ -334,11 +320,7 @@ async fn a_tabs_error_report_needs_the_page_token_the_same_origin_and_a_small_bo
     let dir = site();
     let relive = Relive::start(&["."], dir.path());
     let control = relive.control_token();
-    let page_token = common::token_of(
-        &common::get(relive.addr, "/", common::NAVIGATION)
-            .await
-            .text(),
-    );
+    let page_token = common::page_token(relive.addr).await;
     let report =
         r#"{"type":"error","kind":"error","message":"reported-9931","url":"http://localhost/"}"#;
     let send = |headers: String, body: &str| {

@@ -6,12 +6,7 @@
 mod common;
 
 use common::upstream::{Upstream, relive_in_front};
-use common::{NAVIGATION, get, raw};
-
-fn status_of(answer: &[u8]) -> u16 {
-    let text = String::from_utf8_lossy(answer);
-    text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0)
-}
+use common::{NAVIGATION, get, raw, status_of};
 
 /// What the upstream saw of requests whose target starts with `prefix`.
 fn seen(upstream: &Upstream, prefix: &str) -> Vec<String> {

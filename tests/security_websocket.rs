@@ -5,7 +5,7 @@
 mod common;
 
 use common::upstream::Upstream;
-use common::{NAVIGATION, Relive, connect_and_hello, get, raw_head, token_of};
+use common::{Relive, connect_and_hello, get, page_token, raw_head};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -28,7 +28,7 @@ async fn clients(relive: &Relive) -> u64 {
 
 async fn refusals_in(relive: &Relive) {
     let addr = relive.addr;
-    let token = token_of(&get(addr, "/", NAVIGATION).await.text());
+    let token = page_token(addr).await;
     let with_token = format!("?token={token}");
     let cases: [(&str, String, Option<String>); 6] = [
         ("no token", String::new(), Some(format!("http://{addr}"))),

@@ -406,6 +406,30 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
 }
 
+/// The status code of the first response in bytes read from a connection (0 when they do not
+/// start with one).
+pub fn status_of(raw: &[u8]) -> u16 {
+    let head = String::from_utf8_lossy(raw.get(..12).unwrap_or(raw));
+    head.strip_prefix("HTTP/1.")
+        .and_then(|rest| rest.get(2..5))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The status codes of every response in bytes read from a connection (several when requests
+/// were pipelined on it).
+pub fn statuses(raw: &[u8]) -> Vec<u16> {
+    let text = String::from_utf8_lossy(raw);
+    text.match_indices("HTTP/1.1 ")
+        .filter_map(|(i, _)| text.get(i + 9..i + 12)?.parse().ok())
+        .collect()
+}
+
+/// The token a tab gets: the one in the front page's injected tag.
+pub async fn page_token(addr: SocketAddr) -> String {
+    token_of(&get(addr, "/", NAVIGATION).await.text())
+}
+
 /// The token in a page's injected tag.
 pub fn token_of(page: &str) -> String {
     let Some(start) = page.find("data-token=\"") else {
@@ -422,8 +446,7 @@ pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTls
 
 /// Opens relive's WebSocket as the page at `/` would (same origin, its token).
 pub async fn connect_socket(addr: SocketAddr, query_extra: &str) -> Socket {
-    let page = get(addr, "/", NAVIGATION).await.text();
-    let token = token_of(&page);
+    let token = page_token(addr).await;
     let url = format!("ws://{addr}/__relive/ws?token={token}{query_extra}");
     let mut request =
         tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
