@@ -3,7 +3,7 @@
 //! group.
 //!
 //! Output is read raw: a line that is not UTF-8 is shown lossily, a line longer than
-//! [`MAX_LINE`] is cut, and the pipes are drained to the end, so no output can block the
+//! [`MAX_LINE`] is shown once, cut (its rest is read and dropped), and the pipes are drained to the end, so no output can block the
 //! command. After the command exits, the pipes are read until they go quiet (a process it left
 //! behind may hold them open).
 //!
@@ -156,6 +156,8 @@ async fn forward_lines(
 ) {
     let Some(mut pipe) = pipe else { return };
     let mut pending: Vec<u8> = Vec::new();
+    // The line being read was already sent cut: the rest of it is dropped, up to its end.
+    let mut cut = false;
     let mut chunk = vec![0u8; 8192];
     loop {
         let read = if *exited.borrow() {
@@ -177,26 +179,42 @@ async fn forward_lines(
         pending.extend_from_slice(&chunk[..read]);
         while let Some(end) = pending.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
+            if std::mem::take(&mut cut) {
+                continue;
+            }
             if reports.send(Report::Line(to_line(&line))).await.is_err() {
                 return;
             }
         }
         if pending.len() > MAX_LINE {
-            let line = std::mem::take(&mut pending);
-            if reports.send(Report::Line(to_line(&line))).await.is_err() {
+            if !cut && reports.send(Report::Line(to_line(&pending))).await.is_err() {
                 return;
             }
+            cut = true;
+            pending.clear();
         }
     }
-    if !pending.is_empty() {
+    if !pending.is_empty() && !cut {
         let _ = reports.send(Report::Line(to_line(&pending))).await;
     }
 }
 
+/// What ends a line that was cut at [`MAX_LINE`].
+const CUT: &str = " …";
+
+/// One line of output as text: lossy UTF-8 without its line ending, and at most [`MAX_LINE`]
+/// bytes (a longer one is cut and ends with [`CUT`]).
 fn to_line(bytes: &[u8]) -> String {
-    let bytes = &bytes[..bytes.len().min(MAX_LINE)];
     let text = String::from_utf8_lossy(bytes);
-    text.trim_end_matches(['\n', '\r']).to_owned()
+    let text = text.trim_end_matches(['\n', '\r']);
+    if text.len() <= MAX_LINE {
+        return text.to_owned();
+    }
+    let mut end = MAX_LINE - CUT.len();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{CUT}", &text[..end])
 }
 
 #[cfg(test)]
@@ -225,7 +243,15 @@ mod tests {
     fn lines_are_cut_and_lossy() {
         assert_eq!(to_line(b"hello\r\n"), "hello");
         assert_eq!(to_line(b"caf\xe9\n"), "caf\u{fffd}");
-        assert_eq!(to_line(&vec![b'x'; MAX_LINE * 2]).len(), MAX_LINE);
+        let long = to_line(&vec![b'x'; MAX_LINE * 2]);
+        assert_eq!(long.len(), MAX_LINE);
+        assert!(long.ends_with(CUT));
+        assert_eq!(to_line(&vec![b'x'; MAX_LINE]).len(), MAX_LINE, "not cut");
+        let wide = to_line("é".repeat(MAX_LINE).as_bytes());
+        assert!(
+            wide.len() <= MAX_LINE && wide.ends_with(CUT),
+            "cut between characters"
+        );
     }
 
     #[tokio::test]
@@ -245,9 +271,12 @@ mod tests {
 
     #[tokio::test]
     async fn long_lines_are_cut_and_a_last_line_without_newline_kept() {
-        let (lines, _) = run("head -c 20000 /dev/zero | tr '\\0' x; echo; printf 'end'").await;
+        let (lines, _) =
+            run("head -c 1048576 /dev/zero | tr '\\0' x; echo; echo next; printf 'end'").await;
+        assert_eq!(lines.len(), 3, "a long line is sent once, cut");
         assert_eq!(lines[0].len(), MAX_LINE);
-        assert_eq!(lines.last().unwrap(), "end");
+        assert!(lines[0].ends_with(CUT));
+        assert_eq!(lines[1..], ["next", "end"]);
     }
 
     #[tokio::test]

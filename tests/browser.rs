@@ -28,12 +28,10 @@ const H1_COLOR: &str = "getComputedStyle(document.querySelector('h1')).color";
 
 #[tokio::test]
 async fn html_change_reloads_the_page_and_keeps_scroll() {
-    let Some(mut browser) = Browser::launch().await else {
+    let dir = site();
+    let Some((mut browser, _relive)) = Browser::showing(dir.path(), "/").await else {
         return;
     };
-    let dir = site();
-    let relive = Relive::start(&["."], dir.path());
-    browser.open(&relive.url("/")).await;
     browser
         .eval("scrollTo(0, 1200); window.marker = 'before';")
         .await;
@@ -58,12 +56,10 @@ async fn html_change_reloads_the_page_and_keeps_scroll() {
 
 #[tokio::test]
 async fn css_change_swaps_stylesheet_without_reload() {
-    let Some(mut browser) = Browser::launch().await else {
+    let dir = site();
+    let Some((mut browser, _relive)) = Browser::showing(dir.path(), "/").await else {
         return;
     };
-    let dir = site();
-    let relive = Relive::start(&["."], dir.path());
-    browser.open(&relive.url("/")).await;
     assert_eq!(browser.eval(H1_COLOR).await, "rgb(255, 0, 0)");
     browser.eval("window.marker = 'kept';").await;
 

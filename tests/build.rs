@@ -177,9 +177,7 @@ async fn the_error_overlay_shows_output_as_text_and_leaves_on_success() {
 
     std::fs::remove_file(dir.path().join("broken")).unwrap();
     // Success: the overlay goes and the page reloads.
-    browser
-        .wait_until("window.marker === undefined && globalThis.__relive?.status === 'connected'")
-        .await;
+    browser.wait_reloaded().await;
     assert_eq!(
         browser.eval("document.querySelector('relive-badge')?.shadowRoot.querySelector('.overlay').hidden ?? true").await,
         true
@@ -259,4 +257,48 @@ async fn a_build_that_writes_into_the_watched_folder_stops_rebuilding_for_its_ow
     assert!(status.success(), "{said}");
     let events = events_until(&mut socket, &["message"]).await;
     assert_eq!(kinds(&events), vec!["message"], "no build after the loop");
+}
+
+#[tokio::test]
+async fn a_build_printing_invalid_utf8_then_a_megabyte_finishes_and_shows_its_last_lines() {
+    let dir = site();
+    let relive = Relive::start(
+        &[
+            ".",
+            "--build",
+            "printf 'bad \\377\\376 bytes\\n'; head -c 1048576 /dev/zero | tr '\\0' x; echo; \
+             echo the last line; exit 2",
+        ],
+        dir.path(),
+    );
+    let (mut socket, _) = connect_and_hello(relive.addr).await;
+    std::fs::write(dir.path().join("index.html"), "<p>v2</p>").unwrap();
+    let events = events_until(&mut socket, &["reload", "build_error"]).await;
+    let progress: Vec<&str> = events
+        .iter()
+        .filter(|(k, _)| k == "build_progress")
+        .map(|(_, d)| d["line"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        progress.get(1),
+        Some(&"bad \u{fffd}\u{fffd} bytes"),
+        "after the command itself, the line that is not UTF-8 is shown, lossily"
+    );
+    assert!(
+        progress[2].starts_with("xxxx") && progress[2].ends_with(" …"),
+        "the megabyte on one line is shown once, cut: {}…",
+        &progress[2][..40]
+    );
+    assert_eq!(progress[3..], ["the last line"], "and read to its end");
+    let (kind, data) = events.last().unwrap();
+    assert_eq!(kind, "build_error", "{:?}", kinds(&events));
+    assert_eq!(data["code"], 2);
+    let lines = data["lines"].as_array().unwrap();
+    assert_eq!(lines.last().unwrap(), "the last line", "{:?}", lines.last());
+    assert!(
+        lines
+            .iter()
+            .all(|line| line.as_str().unwrap().len() <= relive::child::MAX_LINE),
+        "long lines are cut"
+    );
 }

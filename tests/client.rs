@@ -53,26 +53,21 @@ fn site() -> tempfile::TempDir {
     dir
 }
 
-/// Chromium, a fresh site and relive serving it; `None` (skipped) without Chromium.
-async fn setup() -> Option<(Browser, tempfile::TempDir, Relive)> {
-    let browser = Browser::launch().await?;
+/// Chromium showing `path` of a fresh site that relive serves; `None` (skipped) without
+/// Chromium.
+async fn setup(path: &str) -> Option<(Browser, tempfile::TempDir, Relive)> {
     let dir = site();
-    let relive = Relive::start(&["."], dir.path());
+    let (browser, relive) = Browser::showing(dir.path(), path).await?;
     Some((browser, dir, relive))
-}
-
-async fn open(browser: &mut Browser, relive: &Relive, path: &str) {
-    browser.open(&relive.url(path)).await;
 }
 
 const H1_COLOR: &str = "getComputedStyle(document.querySelector('h1')).color";
 
 #[tokio::test]
 async fn typed_values_and_scroll_positions_survive_a_reload() {
-    let Some((mut browser, dir, relive)) = setup().await else {
+    let Some((mut browser, dir, _relive)) = setup("/").await else {
         return;
     };
-    open(&mut browser, &relive, "/").await;
     browser
         .eval("document.querySelector('#name').focus()")
         .await;
@@ -108,10 +103,9 @@ async fn typed_values_and_scroll_positions_survive_a_reload() {
 
 #[tokio::test]
 async fn image_changes_refresh_images_without_a_reload() {
-    let Some((mut browser, dir, relive)) = setup().await else {
+    let Some((mut browser, dir, _relive)) = setup("/").await else {
         return;
     };
-    open(&mut browser, &relive, "/").await;
     browser
         .wait_until("document.querySelector('#logo').naturalWidth === 10")
         .await;
@@ -132,10 +126,9 @@ async fn image_changes_refresh_images_without_a_reload() {
 
 #[tokio::test]
 async fn an_imported_stylesheet_is_swapped_without_a_reload() {
-    let Some((mut browser, dir, relive)) = setup().await else {
+    let Some((mut browser, dir, _relive)) = setup("/").await else {
         return;
     };
-    open(&mut browser, &relive, "/").await;
     assert_eq!(browser.eval(H1_COLOR).await, "rgb(255, 0, 0)");
     browser.eval("window.marker = 'kept'").await;
     write(
@@ -151,10 +144,9 @@ async fn an_imported_stylesheet_is_swapped_without_a_reload() {
 
 #[tokio::test]
 async fn an_event_sent_while_disconnected_arrives_after_reconnecting() {
-    let Some((mut browser, dir, relive)) = setup().await else {
+    let Some((mut browser, dir, relive)) = setup("/").await else {
         return;
     };
-    open(&mut browser, &relive, "/").await;
     browser
         .eval("__relive.debugHold = true; __relive.debugDrop(); window.marker = 'kept';")
         .await;
@@ -187,7 +179,7 @@ async fn the_badge_shows_each_state_and_retries_on_request() {
     let dir = site();
     let port = common::unused_port().to_string();
     let relive = Relive::start(&[".", "--port", &port, "--strict-port"], dir.path());
-    open(&mut browser, &relive, "/").await;
+    browser.open(&relive.url("/")).await;
     assert_eq!(
         browser
             .badge("root.querySelector('.label').textContent")
@@ -218,17 +210,14 @@ async fn the_badge_shows_each_state_and_retries_on_request() {
     browser.eval("window.marker = 1").await;
     browser.badge("root.querySelector('button').click()").await;
     // The restarted relive is a new session: the page reloads and is live again.
-    browser
-        .wait_until("window.marker === undefined && globalThis.__relive?.status === 'connected'")
-        .await;
+    browser.wait_reloaded().await;
 }
 
 #[tokio::test]
 async fn the_badge_can_be_turned_off_per_page() {
-    let Some((mut browser, _dir, relive)) = setup().await else {
+    let Some((mut browser, _dir, _relive)) = setup("/?relive-badge=off").await else {
         return;
     };
-    open(&mut browser, &relive, "/?relive-badge=off").await;
     assert_eq!(
         browser
             .eval("document.querySelector('relive-badge') === null")
@@ -298,10 +287,9 @@ async fn a_blocked_websocket_falls_back_to_an_event_stream_and_comes_back() {
 
 #[tokio::test]
 async fn runtime_errors_appear_in_relives_output() {
-    let Some((mut browser, _dir, relive)) = setup().await else {
+    let Some((mut browser, _dir, relive)) = setup("/").await else {
         return;
     };
-    open(&mut browser, &relive, "/").await;
     browser
         .eval("setTimeout(() => { throw new Error('boom-4711'); }); 0")
         .await;
@@ -339,7 +327,7 @@ async fn heartbeats_measure_the_round_trip() {
     let dir = site();
     write(dir.path(), "relive.toml", "[client]\nheartbeat_secs = 1\n");
     let relive = Relive::start(&["."], dir.path());
-    open(&mut browser, &relive, "/").await;
+    browser.open(&relive.url("/")).await;
     browser
         .wait_until("typeof __relive.rttMs === 'number'")
         .await;
@@ -377,7 +365,7 @@ async fn a_frame_leaves_the_reload_to_its_top_page() {
         &page(&format!("<p>frame</p>{}", counter("frameLoads"))),
     );
     let relive = Relive::start(&["."], dir.path());
-    open(&mut browser, &relive, "/").await;
+    browser.open(&relive.url("/")).await;
     browser
         .wait_until(
             "document.querySelector('iframe').contentWindow.__relive?.status === 'connected'",
@@ -428,7 +416,7 @@ async fn a_page_restored_from_the_back_forward_cache_reconnects() {
     let dir = site();
     write(dir.path(), "other.html", &page("<h1>other</h1>"));
     let relive = Relive::start(&["."], dir.path());
-    open(&mut browser, &relive, "/").await;
+    browser.open(&relive.url("/")).await;
     browser
         .eval("window.marker = 'from cache'; addEventListener('pageshow', e => { window.restored = e.persisted; });")
         .await;
@@ -460,7 +448,7 @@ async fn a_hidden_tab_retries_slowly_and_reconnects_when_shown() {
         .await;
     let dir = site();
     let relive = Relive::start(&["."], dir.path());
-    open(&mut browser, &relive, "/").await;
+    browser.open(&relive.url("/")).await;
     browser
         .eval("window.__hidden = true; document.dispatchEvent(new Event('visibilitychange')); __relive.debugDrop();")
         .await;
@@ -487,7 +475,7 @@ async fn debug_logging_shows_every_message_when_enabled() {
         .await;
     let dir = site();
     let relive = Relive::start(&["."], dir.path());
-    open(&mut browser, &relive, "/").await;
+    browser.open(&relive.url("/")).await;
     assert_eq!(
         browser.eval("window.__debugLines.length").await,
         0,

@@ -27,6 +27,15 @@ impl Browser {
         Browser::launch_with_env(&[]).await
     }
 
+    /// Chromium showing `path` of relive serving the folder `dir`, connected; `None` (skipped)
+    /// without Chromium.
+    pub async fn showing(dir: &Path, path: &str) -> Option<(Browser, super::Relive)> {
+        let mut browser = Browser::launch().await?;
+        let relive = super::Relive::start(&["."], dir);
+        browser.open(&relive.url(path)).await;
+        Some((browser, relive))
+    }
+
     /// Like `launch`, with extra environment variables for the browser.
     pub async fn launch_with_env(env: &[(&str, &Path)]) -> Option<Browser> {
         if !require_tool("chromium", Path::new(CHROMIUM).exists()) {
@@ -214,6 +223,13 @@ impl Browser {
     /// Navigates to `url` and waits until relive's client there is connected.
     pub async fn open(&mut self, url: &str) {
         self.navigate(url).await;
+        self.wait_connected().await;
+    }
+
+    /// Waits until the page set `window.marker` on was replaced by a reload (which forgets it)
+    /// and relive's client on the new one is connected.
+    pub async fn wait_reloaded(&mut self) {
+        self.wait_until("window.marker === undefined").await;
         self.wait_connected().await;
     }
 
