@@ -180,11 +180,7 @@ fn framing(head: &ResponseHeader) -> Framing {
         .get(http::header::TRANSFER_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    let length = head
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok());
+    let length = crate::hub::routes::declared_length(&head.headers);
     match (chunked, length) {
         (true, _) => Framing::Chunked,
         (false, Some(length)) => Framing::Length(length),

@@ -37,7 +37,7 @@ pub fn body_limit(path: &str) -> Option<usize> {
     }
 }
 
-/// The length a request declares, if it declares a readable one.
+/// The length a request or response declares, if it declares a readable one.
 pub fn declared_length(headers: &HeaderMap) -> Option<usize> {
     headers
         .get(header::CONTENT_LENGTH)

@@ -42,7 +42,9 @@ pub fn merge(first: Vec<Event>, second: Vec<Event>) -> Vec<Event> {
             _ => {}
         }
     }
+    css.sort();
     css.dedup();
+    images.sort();
     images.dedup();
     let mut merged = Vec::new();
     if !css.is_empty() {
@@ -247,6 +249,14 @@ mod tests {
             vec![Event::Css {
                 paths: vec!["/a.css".into(), "/b.css".into()]
             }]
+        );
+        let two = Event::Css {
+            paths: vec!["/a.css".into(), "/b.css".into()],
+        };
+        assert_eq!(
+            merge(vec![two.clone()], vec![css("/a.css")]),
+            vec![two],
+            "a path changed in both is swapped once"
         );
     }
 }

@@ -284,11 +284,16 @@ pub fn hmr_client(path: &str) -> Option<&'static str> {
 
 /// The addresses of `host` (`localhost` is often both `::1` and `127.0.0.1`).
 pub async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
-    let mut addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+    let mut addrs: Vec<SocketAddr> = Vec::new();
+    // In the resolver's order (it says which to try first), each once.
+    for addr in tokio::net::lookup_host((host, port))
         .await
         .map_err(|e| e.to_string())?
-        .collect();
-    addrs.dedup();
+    {
+        if !addrs.contains(&addr) {
+            addrs.push(addr);
+        }
+    }
     if addrs.is_empty() {
         return Err("no addresses".into());
     }
