@@ -126,18 +126,12 @@ impl Origin {
                 response(status, "text/plain; charset=utf-8", Bytes::new())
             }
             routes::STATUS => self.status(),
-            routes::PREFIX | routes::DASHBOARD => {
-                let mut page = response(
-                    StatusCode::OK,
-                    "text/html; charset=utf-8",
-                    pages::dashboard(&self.socket.token),
-                );
-                page.headers_mut().insert(
-                    header::CONTENT_SECURITY_POLICY,
-                    HeaderValue::from_static(pages::CSP),
-                );
-                page
-            }
+            // `response` gives every HTML page relive's CSP.
+            routes::PREFIX | routes::DASHBOARD => response(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                pages::dashboard(&self.socket.token),
+            ),
             routes::DASHBOARD_JS => response(
                 StatusCode::OK,
                 "text/javascript; charset=utf-8",
