@@ -54,6 +54,25 @@ pub mod exit {
 
 /// Runs the `relive` command with parsed arguments; returns the process exit code.
 pub fn main_with(cli: config::cli::Cli) -> ExitCode {
+    use clap::CommandFactory;
+    match &cli.command {
+        Some(config::cli::Command::Completions { shell }) => {
+            let mut command = config::cli::Cli::command();
+            clap_complete::generate(*shell, &mut command, "relive", &mut std::io::stdout());
+            return ExitCode::from(exit::OK);
+        }
+        Some(config::cli::Command::Man) => {
+            let page = clap_mangen::Man::new(config::cli::Cli::command());
+            return match page.render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::from(exit::OK),
+                Err(error) => {
+                    eprintln!("relive: cannot write the manual page: {error}");
+                    ExitCode::from(exit::FAILURE)
+                }
+            };
+        }
+        _ => {}
+    }
     if let Some(config::cli::Command::Notify(args)) = &cli.command {
         let cwd = std::env::current_dir().unwrap_or_default();
         return match notify::run(args, &cwd) {

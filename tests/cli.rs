@@ -145,3 +145,83 @@ fn ctrl_c_stops_relive_with_exit_code_130() {
         "nothing listens after exit"
     );
 }
+
+/// `relive ARGS…`'s standard output, checked to have succeeded.
+fn printed(args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "relive {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Whether `program` is on PATH.
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+/// Parses `script` with `shell -n` (read, not run).
+fn parses(shell: &str, script: &str) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), script).unwrap();
+    let output = std::process::Command::new(shell)
+        .arg("-n")
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{shell} -n: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn completions_parse_in_their_shells_and_name_the_subcommands_and_flags() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let script = printed(&["completions", shell]);
+        for word in ["check", "notify", "proxy", "watch", "upstream-insecure"] {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    // Each shell that can read its script without running it does (PowerShell and Elvish are
+    // not packaged for this system; their scripts are only checked for content above).
+    for shell in ["bash", "zsh", "fish"] {
+        if common::require_tool(shell, on_path(shell)) {
+            parses(shell, &printed(&["completions", shell]));
+        }
+    }
+}
+
+#[test]
+fn the_manual_page_is_roff_that_man_formats_without_warnings() {
+    let page = printed(&["man"]);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH relive 1"),
+        "{page}"
+    );
+    for section in ["NAME", "SYNOPSIS", "OPTIONS", "SUBCOMMANDS"] {
+        assert!(page.contains(&format!(".SH {section}")), "no {section}");
+    }
+    if !common::require_tool("groff", on_path("groff")) {
+        return;
+    }
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &page).unwrap();
+    let output = std::process::Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-z"])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success() && output.stderr.is_empty(),
+        "groff: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -61,8 +61,16 @@ pub fn write(dir: &Path, instance: &Instance) -> std::io::Result<PathBuf> {
     Ok(path)
 }
 
+/// Whether a process `pid` exists (signal 0 checks without sending; EPERM: it exists, as
+/// another user's).
 fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
 }
 
 /// Every live instance, newest first; stale files are removed on the way.

@@ -89,7 +89,9 @@ pub struct Report {
 
 /// Runs the check; returns the report (printing is the caller's).
 pub fn run(args: &CheckArgs, cwd: &Path) -> Result<Report, crate::app::Failure> {
-    let (dir, paths) = split_targets(&args.targets).map_err(crate::app::Failure::Usage)?;
+    let serves_files = args.proxy.is_none() && args.run.is_empty();
+    let (dir, paths) =
+        split_targets(&args.targets, serves_files, cwd).map_err(crate::app::Failure::Usage)?;
     let cli = Cli {
         dir,
         proxy: args.proxy.clone(),
@@ -151,11 +153,22 @@ pub fn run(args: &CheckArgs, cwd: &Path) -> Result<Report, crate::app::Failure> 
 }
 
 /// Splits `relive check`'s positional words into the folder (if any) and the page paths.
-fn split_targets(targets: &[String]) -> anyhow::Result<(Option<PathBuf>, Vec<String>)> {
+///
+/// A word that does not start with `/` is the folder. One that does is a page, except the
+/// first word when it names an existing folder on this machine and relive serves files (no
+/// `--proxy` or `--run`): `relive check "$PWD/dist" /about.html` checks `dist`. When that first
+/// word is also a path inside the folder relive would serve otherwise (`cwd`), both readings are
+/// possible and the check asks which was meant.
+fn split_targets(
+    targets: &[String],
+    serves_files: bool,
+    cwd: &Path,
+) -> anyhow::Result<(Option<PathBuf>, Vec<String>)> {
     let mut dir = None;
     let mut paths = Vec::new();
-    for target in targets {
-        if target.starts_with('/') {
+    for (index, target) in targets.iter().enumerate() {
+        let page = target.starts_with('/');
+        if page && !(index == 0 && serves_files && is_folder_not_page(target, cwd)?) {
             paths.push(target.clone());
         } else if dir.is_none() {
             dir = Some(PathBuf::from(target));
@@ -169,6 +182,23 @@ fn split_targets(targets: &[String]) -> anyhow::Result<(Option<PathBuf>, Vec<Str
         paths.push("/".to_owned());
     }
     Ok((dir, paths))
+}
+
+/// Whether a first word starting with `/` means a folder on this machine rather than a page.
+fn is_folder_not_page(word: &str, cwd: &Path) -> anyhow::Result<bool> {
+    if word == "/" || !Path::new(word).is_dir() {
+        return Ok(false);
+    }
+    let as_page = cwd.join(word.trim_start_matches('/'));
+    if as_page.exists() {
+        return Err(anyhow!(
+            "`{word}` is both a folder on this machine and the page {word} of the folder {}; \
+             write `relive check {word} /` to check that folder's front page, or \
+             `relive check . {word}` to check the page",
+            cwd.display()
+        ));
+    }
+    Ok(true)
 }
 
 async fn check_all(
@@ -489,7 +519,7 @@ impl PageEvents<'_> {
                 } else {
                     "js-error"
                 };
-                self.report.problem(kind, exception_text(details));
+                self.report.problem(kind, exception_text(details, self.url));
             }
             "Runtime.consoleAPICalled" if params["type"] == "error" => {
                 self.report
@@ -552,7 +582,9 @@ fn shown(page: &str, resource: &str) -> String {
         .to_owned()
 }
 
-fn exception_text(details: &Value) -> String {
+/// An exception's first line and where it was thrown: the script and line, or the page and
+/// line for an inline script.
+fn exception_text(details: &Value, page: &str) -> String {
     let described = details["exception"]["description"]
         .as_str()
         .and_then(|d| d.lines().next())
@@ -564,10 +596,13 @@ fn exception_text(details: &Value) -> String {
             None => base.to_owned(),
         }
     });
-    match (details["url"].as_str(), details["lineNumber"].as_u64()) {
+    let line = details["lineNumber"].as_u64().map(|line| line + 1);
+    match (details["url"].as_str(), line) {
+        (Some(source), Some(line)) if source == page => {
+            format!("{text} ({}:{line} (inline script))", shown(page, source))
+        }
         (Some(source), Some(line)) if !source.is_empty() => {
-            let file = source.rsplit('/').next().unwrap_or(source);
-            format!("{text} ({file}:{})", line + 1)
+            format!("{text} ({}:{line})", shown(page, source))
         }
         _ => text,
     }
@@ -672,11 +707,60 @@ mod tests {
     #[test]
     fn targets_split_into_a_folder_and_paths() {
         let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let (dir, paths) = split_targets(&words(&["site", "/", "/a.html"])).unwrap();
+        let cwd = Path::new("/nonexistent-cwd");
+        let split = |w: &[&str]| split_targets(&words(w), true, cwd);
+        let (dir, paths) = split(&["site", "/", "/a.html"]).unwrap();
         assert_eq!(dir, Some(PathBuf::from("site")));
         assert_eq!(paths, ["/", "/a.html"]);
-        assert_eq!(split_targets(&[]).unwrap().1, ["/"]);
-        assert!(split_targets(&words(&["a", "b"])).is_err());
+        assert_eq!(split(&[]).unwrap().1, ["/"]);
+        assert!(split(&["a", "b"]).is_err());
+
+        // An absolute folder, as CI gives it (`$GITHUB_WORKSPACE/dist`).
+        let site = tempfile::tempdir().unwrap();
+        let abs = site.path().to_str().unwrap();
+        let (dir, paths) = split(&[abs, "/", "/about.html"]).unwrap();
+        assert_eq!(dir.as_deref(), Some(site.path()));
+        assert_eq!(paths, ["/", "/about.html"]);
+        // Only the first word, only an existing folder, and only when relive serves files.
+        assert_eq!(
+            split(&["/about.html"]).unwrap(),
+            (None, words(&["/about.html"]))
+        );
+        assert_eq!(split(&["/"]).unwrap(), (None, words(&["/"])));
+        assert_eq!(split(&["site", abs]).unwrap().1, [abs]);
+        let proxied = split_targets(&words(&[abs]), false, cwd).unwrap();
+        assert_eq!(proxied, (None, words(&[abs])));
+        // Both a folder here and a page of the folder served by default: asked, both named.
+        let error = split_targets(&words(&[abs]), true, Path::new("/"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(&format!("relive check {abs} /"))
+                && error.contains(&format!("relive check . {abs}")),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_inline_scripts_error_names_the_page_and_line() {
+        let page = "http://localhost:4500/index.html";
+        let thrown = |url: &str| {
+            serde_json::json!({
+                "text": "Uncaught",
+                "url": url,
+                "lineNumber": 2,
+                "exception": {"description": "Error: boom\n    at x"},
+            })
+        };
+        assert_eq!(
+            exception_text(&thrown(page), page),
+            "Error: boom (/index.html:3 (inline script))"
+        );
+        assert_eq!(
+            exception_text(&thrown("http://localhost:4500/js/app.js"), page),
+            "Error: boom (/js/app.js:3)"
+        );
+        assert_eq!(exception_text(&thrown(""), page), "Error: boom");
     }
 
     #[test]

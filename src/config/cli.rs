@@ -126,16 +126,26 @@ pub enum Command {
     /// Smoke-check a site for CI: start relive (and the dev server), load each page, report
     /// errors, exit non-zero on any failure.
     Check(CheckArgs),
+    /// Print the shell completion script for SHELL (bash, zsh, fish, powershell, elvish).
+    #[command(
+        after_help = "Install:\n  bash: relive completions bash > ~/.local/share/bash-completion/completions/relive\n  zsh:  relive completions zsh > ~/.zfunc/_relive   (with fpath+=~/.zfunc before compinit)\n  fish: relive completions fish > ~/.config/fish/completions/relive.fish\n  PowerShell: relive completions powershell >> $PROFILE"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print relive's manual page (roff): relive man > ~/.local/share/man/man1/relive.1
+    Man,
 }
 
 /// `relive check [DIR | --proxy URL | -- CMD…] [PATH…]`.
 #[derive(Debug, Args, Default)]
 #[command(
-    after_help = "Examples:\n  relive check examples/site / /about.html\n  relive check --proxy 8000 /\n  relive check --format junit -- npm run dev > report.xml"
+    after_help = "Examples:\n  relive check examples/site / /about.html\n  relive check \"$PWD/dist\" /\n  relive check --proxy 8000 /\n  relive check --format junit -- npm run dev > report.xml"
 )]
 pub struct CheckArgs {
-    /// The folder to serve (anything not starting with `/`) and the pages to load (`/`,
-    /// `/about.html`; default `/`).
+    /// The folder to serve (relative, or an absolute path to an existing folder as the first
+    /// word) and the pages to load (`/`, `/about.html`; default `/`).
     #[arg(value_name = "DIR | PATH")]
     pub targets: Vec<String>,
 

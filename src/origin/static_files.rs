@@ -2,11 +2,16 @@
 //!
 //! tower-http's `ServeFile` does the HTTP (ranges, conditional requests, HEAD); this file
 //! decides what may be served at all: the path is decoded once and checked, dotfiles (but
-//! `.well-known`) and secrets are refused, and the file is opened beneath the root by the
-//! kernel (`openat2`, `RESOLVE_BENEATH`), so no symlink, however it is swapped in, leads out.
+//! `.well-known`) and secrets are refused, and the file is opened beneath the root so that no
+//! symlink, however it is swapped in, leads out: by the kernel on Linux (`openat2`,
+//! `RESOLVE_BENEATH`), and on every other Unix (or a Linux without `openat2`) by walking the path
+//! one component at a time with `openat` and `O_NOFOLLOW`, following only symlinks that stay
+//! inside. Either way there is no check-then-open window: what is checked is the open file.
 //!
 //! Must never: serve a file outside the root, a dotfile, or a key; list a directory.
 
+use std::collections::VecDeque;
+use std::ffi::OsString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
@@ -14,7 +19,8 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
-use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
@@ -82,6 +88,7 @@ pub fn check_path(raw_path: &str) -> Result<Vec<String>, PathRefused> {
 /// Serves one folder.
 pub struct StaticFiles {
     root: PathBuf,
+    beneath: Beneath,
 }
 
 /// What serving a request came to.
@@ -96,11 +103,55 @@ pub enum Served<B> {
     BadRequest,
 }
 
+/// How a file is opened beneath the root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Beneath {
+    /// The kernel resolves the path beneath the root (Linux's `openat2`, `RESOLVE_BENEATH`).
+    Kernel,
+    /// relive walks it one component at a time (`openat`, `O_NOFOLLOW`), resolving symlinks
+    /// itself and refusing any that leave the root. Any Unix.
+    Walk,
+}
+
+impl Beneath {
+    /// The kernel's way where there is one; `RELIVE_OPEN_BENEATH=walk` asks for the walk (the
+    /// tests run the static-file suite both ways).
+    fn for_this_system() -> Beneath {
+        if cfg!(target_os = "linux")
+            && std::env::var_os("RELIVE_OPEN_BENEATH").is_none_or(|v| v != "walk")
+        {
+            Beneath::Kernel
+        } else {
+            Beneath::Walk
+        }
+    }
+}
+
+/// The most symlinks one path may pass through (Linux's own limit); more is a loop.
+const MAX_SYMLINKS: usize = 40;
+
+/// A file opened beneath the root, and its real path (symlinks resolved).
+struct Opened {
+    fd: OwnedFd,
+    real: PathBuf,
+}
+
+/// What is asked of every open: read only, never a controlling terminal, never blocking on a
+/// FIFO, not inherited by children.
+fn read_flags() -> OFlag {
+    OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK
+}
+
 impl StaticFiles {
     /// `root` must exist; it is canonicalized so containment checks compare real paths.
     pub fn new(root: &Path) -> std::io::Result<StaticFiles> {
+        StaticFiles::opening(root, Beneath::for_this_system())
+    }
+
+    /// Like `new`, with the way files are opened chosen.
+    pub fn opening(root: &Path, beneath: Beneath) -> std::io::Result<StaticFiles> {
         let root = std::fs::canonicalize(root)?;
-        Ok(StaticFiles { root })
+        Ok(StaticFiles { root, beneath })
     }
 
     pub fn root(&self) -> &Path {
@@ -108,26 +159,96 @@ impl StaticFiles {
     }
 
     /// Opens `relative` for reading so that resolving it cannot leave the root, whatever
-    /// symlinks say or are swapped in meanwhile: the kernel resolves it beneath the root
-    /// (`openat2` with `RESOLVE_BENEATH`), so there is no check-then-open window.
-    fn open_beneath(&self, relative: &Path) -> nix::Result<OwnedFd> {
+    /// symlinks say or are swapped in meanwhile.
+    fn open_beneath(&self, relative: &Path) -> nix::Result<Opened> {
+        #[cfg(target_os = "linux")]
+        if self.beneath == Beneath::Kernel {
+            match self.open_by_kernel(relative) {
+                // A kernel before 5.6, or a sandbox that refuses the call: walk instead.
+                Err(Errno::ENOSYS | Errno::EPERM) => {}
+                opened => return opened,
+            }
+        }
+        self.open_by_walking(relative)
+    }
+
+    /// The kernel resolves `relative` beneath the root and refuses what leaves it (absolute
+    /// symlinks, `..` above the root, magic links).
+    #[cfg(target_os = "linux")]
+    fn open_by_kernel(&self, relative: &Path) -> nix::Result<Opened> {
+        use nix::fcntl::{OpenHow, ResolveFlag, openat2};
         let root = nix::fcntl::open(
             &self.root,
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )?;
         let how = OpenHow::new()
-            .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK)
+            .flags(read_flags())
             .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        openat2(&root, relative, how)
+        let fd = openat2(&root, relative, how)?;
+        // What the descriptor really is, as the kernel resolved it.
+        let real = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+            .map_err(|_| Errno::ENOENT)?;
+        Ok(Opened { fd, real })
     }
 
-    /// Whether what `fd` really is (its path, symlinks resolved) is inside the root and has no
-    /// hidden component: a symlink inside the root may point at a dotfile.
-    fn visible_inside(&self, fd: &OwnedFd) -> Option<PathBuf> {
-        let real = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
-        let inside = real.strip_prefix(&self.root).ok()?;
-        inside.components().all(|c| visible(&c)).then_some(real)
+    /// Walks `relative` from the root one name at a time, each opened with `O_NOFOLLOW` in the
+    /// directory opened before it. A symlink is read and its target walked in its place, as
+    /// long as it is relative and stays inside; an absolute one, or a `..` above the root, is
+    /// refused as `RESOLVE_BENEATH` refuses it (`EXDEV`).
+    fn open_by_walking(&self, relative: &Path) -> nix::Result<Opened> {
+        let root = nix::fcntl::open(&self.root, read_flags() | OFlag::O_DIRECTORY, Mode::empty())?;
+        let mut todo: VecDeque<OsString> = VecDeque::new();
+        push_front(&mut todo, relative)?;
+        // The directories (and last the file) opened below the root, with their names.
+        let mut walked: Vec<(OwnedFd, OsString)> = Vec::new();
+        let mut links = 0;
+        while let Some(name) = todo.pop_front() {
+            if name == ".." {
+                walked.pop().ok_or(Errno::EXDEV)?;
+                continue;
+            }
+            let parent = walked.last().map_or(&root, |(fd, _)| fd);
+            let flags = if todo.is_empty() {
+                read_flags()
+            } else {
+                read_flags() | OFlag::O_DIRECTORY
+            };
+            match nix::fcntl::openat(
+                parent,
+                name.as_os_str(),
+                flags | OFlag::O_NOFOLLOW,
+                Mode::empty(),
+            ) {
+                Ok(fd) => walked.push((fd, name)),
+                // `O_NOFOLLOW` met a symlink (macOS says ENOTDIR when O_DIRECTORY is set too).
+                Err(error @ (Errno::ELOOP | Errno::EMLINK | Errno::ENOTDIR)) => {
+                    let Ok(target) = nix::fcntl::readlinkat(parent, name.as_os_str()) else {
+                        return Err(error);
+                    };
+                    links += 1;
+                    if links > MAX_SYMLINKS {
+                        return Err(Errno::ELOOP);
+                    }
+                    push_front(&mut todo, Path::new(&target))?;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        let mut real = self.root.clone();
+        real.extend(walked.iter().map(|(_, name)| name));
+        let fd = match walked.pop() {
+            Some((fd, _)) => fd,
+            None => root,
+        };
+        Ok(Opened { fd, real })
+    }
+
+    /// Whether a file's real path is inside the root with no hidden component: a symlink
+    /// inside the root may point at a dotfile.
+    fn visible_inside(&self, real: &Path) -> bool {
+        real.strip_prefix(&self.root)
+            .is_ok_and(|inside| inside.components().all(|c| visible(&c)))
     }
 
     /// Serves `request` from the folder.
@@ -147,10 +268,10 @@ impl StaticFiles {
             relative
         };
         // ENOENT, and EXDEV/ELOOP for paths that would leave the root: all "not found".
-        let Ok(mut fd) = self.open_beneath(&relative) else {
+        let Ok(mut opened) = self.open_beneath(&relative) else {
             return Served::NotFound;
         };
-        let Ok(stat) = nix::sys::stat::fstat(&fd) else {
+        let Ok(mut stat) = nix::sys::stat::fstat(&opened.fd) else {
             return Served::NotFound;
         };
         if nix::sys::stat::SFlag::from_bits_truncate(stat.st_mode)
@@ -166,23 +287,26 @@ impl StaticFiles {
                     .unwrap_or_default();
                 return Served::Redirect(format!("{path}/{query}"));
             }
-            match self.open_beneath(&relative.join("index.html")) {
-                Ok(index) => fd = index,
+            opened = match self.open_beneath(&relative.join("index.html")) {
+                Ok(index) => index,
                 Err(_) => return Served::NotFound,
-            }
+            };
+            stat = match nix::sys::stat::fstat(&opened.fd) {
+                Ok(stat) => stat,
+                Err(_) => return Served::NotFound,
+            };
         }
-        let Some(real) = self.visible_inside(&fd) else {
+        if !self.visible_inside(&opened.real) {
             return Served::NotFound;
-        };
-        let mime = mime_guess::from_path(&real).first_or_octet_stream();
-        let mut response = match small_file(&request, fd, &stat, &mime) {
+        }
+        let mime = mime_guess::from_path(&opened.real).first_or_octet_stream();
+        let mut response = match small_file(&request, opened.fd, &stat, &mime) {
             Ok(response) => response,
             Err(fd) => {
                 // The HTTP (ranges, preconditions, large files streamed) is tower-http's; the
                 // file it opens is the one opened above, through its descriptor, not a path
                 // that could be swapped.
-                let file =
-                    ServeFile::new_with_mime(format!("/proc/self/fd/{}", fd.as_raw_fd()), &mime);
+                let file = ServeFile::new_with_mime(descriptor_path(&fd), &mime);
                 let response = match file.oneshot(request).await {
                     Ok(response) => response,
                     Err(infallible) => match infallible {},
@@ -201,6 +325,28 @@ impl StaticFiles {
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         Served::Response(response)
     }
+}
+
+/// A path that opens the file `fd` is open on, not a name that could be swapped meanwhile.
+fn descriptor_path(fd: &OwnedFd) -> String {
+    if cfg!(target_os = "linux") {
+        format!("/proc/self/fd/{}", fd.as_raw_fd())
+    } else {
+        format!("/dev/fd/{}", fd.as_raw_fd())
+    }
+}
+
+/// Puts the names of `path` in front of what is left to walk; an absolute path leaves the root.
+fn push_front(todo: &mut VecDeque<OsString>, path: &Path) -> nix::Result<()> {
+    for component in path.components().rev() {
+        match component {
+            Component::Normal(name) => todo.push_front(name.to_owned()),
+            Component::ParentDir => todo.push_front("..".into()),
+            Component::CurDir => {}
+            Component::RootDir | Component::Prefix(_) => return Err(Errno::EXDEV),
+        }
+    }
+    Ok(())
 }
 
 /// Whether an `If-None-Match` list names `etag` (weak comparison, as the header asks).
@@ -361,23 +507,25 @@ mod tests {
         )
         .unwrap();
         std::os::unix::fs::symlink(outside.path(), root.path().join("dir")).unwrap();
-        let files = StaticFiles::new(root.path()).unwrap();
-        let get = |path: &str| Request::get(path).body(()).unwrap();
-        assert!(matches!(
-            files.serve(get("/ok.txt")).await,
-            Served::Response(_)
-        ));
-        assert!(matches!(
-            files.serve(get("/link.txt")).await,
-            Served::NotFound
-        ));
-        assert!(matches!(
-            files.serve(get("/dir/secret.txt")).await,
-            Served::NotFound
-        ));
-        assert!(matches!(
-            files.serve(get("/missing.txt")).await,
-            Served::NotFound
-        ));
+        for way in [Beneath::Kernel, Beneath::Walk] {
+            let files = StaticFiles::opening(root.path(), way).unwrap();
+            let get = |path: &str| Request::get(path).body(()).unwrap();
+            assert!(matches!(
+                files.serve(get("/ok.txt")).await,
+                Served::Response(_)
+            ));
+            assert!(matches!(
+                files.serve(get("/link.txt")).await,
+                Served::NotFound
+            ));
+            assert!(matches!(
+                files.serve(get("/dir/secret.txt")).await,
+                Served::NotFound
+            ));
+            assert!(matches!(
+                files.serve(get("/missing.txt")).await,
+                Served::NotFound
+            ));
+        }
     }
 }
