@@ -284,6 +284,10 @@ async fn a_large_page_streams_without_memory_growing_with_it() {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap()
     }
+    fn tag_len(page: &str) -> usize {
+        let start = page.rfind("<script type=\"module\"").expect("tag present");
+        page[start..].find("</script>").unwrap() + "</script>".len()
+    }
     let dir = site();
     let line = format!("<p>{}</p>\n", "x".repeat(1017));
     let mut page = String::from("<html><body>\n");
@@ -310,11 +314,6 @@ async fn a_large_page_streams_without_memory_growing_with_it() {
         growth_mib < 32,
         "peak RSS grew by {growth_mib} MiB for a 64 MiB page"
     );
-}
-
-fn tag_len(page: &str) -> usize {
-    let start = page.rfind("<script type=\"module\"").expect("tag present");
-    page[start..].find("</script>").unwrap() + "</script>".len()
 }
 
 #[tokio::test]

@@ -88,6 +88,8 @@ pub fn check_path(raw_path: &str) -> Result<Vec<String>, PathRefused> {
 /// Serves one folder.
 pub struct StaticFiles {
     root: PathBuf,
+    // Only Linux has a kernel way to choose; elsewhere every open walks.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     beneath: Beneath,
 }
 
