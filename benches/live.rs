@@ -1,7 +1,8 @@
 //! relive's own figures, measured on the real binary over loopback and reported (never
-//! asserted): start-up, idle memory, memory while streaming a 50 MB page 20 times, memory
-//! after 10,000 requests, file-write → `reload` latency, a 500-file burst, and fan-out to
-//! 1,000 WebSocket clients. Bounded in count and time; stops by itself.
+//! asserted): start-up, idle memory, wake-ups while idle (no tab, then one tab open), memory
+//! while streaming a 50 MB page 20 times, memory after 10,000 requests, file-write → `reload`
+//! latency, a 500-file burst, and fan-out to 1,000 WebSocket clients. Bounded in count and time;
+//! stops by itself.
 //!
 //! `cargo bench --bench live`
 
@@ -183,6 +184,65 @@ async fn startup_and_idle() {
     println!("idle RSS                                 {}", mib(idle));
 }
 
+/// How many times each thread of `pid` has been switched to so far (each is a wake-up: the
+/// thread slept and ran again), by thread id.
+fn switches(pid: u32) -> std::collections::HashMap<String, u64> {
+    let mut counts = std::collections::HashMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return counts;
+    };
+    for task in tasks.flatten() {
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+            continue; // the thread ended meanwhile
+        };
+        let count: u64 = status
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("voluntary_ctxt_switches:")
+                    .or_else(|| l.strip_prefix("nonvoluntary_ctxt_switches:"))
+            })
+            .filter_map(|v| v.trim().parse::<u64>().ok())
+            .sum();
+        counts.insert(task.file_name().to_string_lossy().into_owned(), count);
+    }
+    counts
+}
+
+/// Wake-ups of every thread of `pid` over `span` (threads that started meanwhile count whole).
+async fn wakeups_over(pid: u32, span: Duration) -> u64 {
+    let before = switches(pid);
+    tokio::time::sleep(span).await;
+    switches(pid)
+        .iter()
+        .map(|(tid, after)| after - before.get(tid).copied().unwrap_or(0).min(*after))
+        .sum()
+}
+
+async fn idle_wakeups() {
+    const SPAN: Duration = Duration::from_secs(10);
+    let dir = site();
+    let relive = start(dir.path());
+    let pid = relive.child.id();
+    // A person's first page load and a few more, then nothing: the parts a request starts (the
+    // proxy's timers, the internal origin) exist when the measuring starts.
+    for _ in 0..5 {
+        drain(relive.addr, "/").await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let none = wakeups_over(pid, SPAN).await;
+    println!(
+        "wake-ups while idle, no tab (10 s)       {none} ({:.1}/s)",
+        none as f64 / SPAN.as_secs_f64()
+    );
+    let _tab = socket(relive.addr).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let one = wakeups_over(pid, SPAN).await;
+    println!(
+        "wake-ups while idle, one tab open (10 s) {one} ({:.1}/s; heartbeat every 30 s)",
+        one as f64 / SPAN.as_secs_f64()
+    );
+}
+
 async fn memory() {
     let dir = site();
     let line = format!("<p>{}</p>\n", "x".repeat(1017));
@@ -314,6 +374,7 @@ fn main() {
             env!("CARGO_PKG_VERSION")
         );
         startup_and_idle().await;
+        idle_wakeups().await;
         memory().await;
         reload_latency().await;
         fan_out().await;

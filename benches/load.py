@@ -3,9 +3,12 @@
 
 Starts nginx as the origin serving a fixed folder, nginx as a reverse proxy in front of it
 (proxy_pass with upstream keep-alive), nginx with sub_filter injecting a script tag before
-</body>, relive in front of the same origin, and relive's static mode on the same folder. Drives
-each with wrk at 1 and 50 connections for a small HTML page (injected by the injecting rows) and
-a 100 KB JS asset (passthrough), then prints requests/s, p50/p99 and relive's ratio to nginx.
+</body>, a bare pingora proxy with no hooks (benches/bare_pingora.rs: the proxy library relive
+is built on, alone), relive in front of the same origin, and relive's static mode on the same
+folder. Drives each with wrk at 1 and 50 connections for a small HTML page (injected by the
+injecting rows; relive also once more with the page passed through, as for a fetch) and a 100 KB
+JS asset (passthrough), then prints requests/s, p50/p99 and relive's ratios to nginx, to bare
+pingora and to its own passthrough.
 
 With --peers it also runs the other live-reload tools on the same folder and origin:
 live-server 1.2.2 (static, injects), browser-sync 3.0.4 serving the folder and browser-sync
@@ -15,6 +18,8 @@ proxying the nginx origin (both inject), installed once with npm under
 Needs nginx (Debian's nginx-light) and wrk; builds relive in release mode first:
 
     cargo build --release && python3 benches/load.py [--seconds 5] [--peers]
+
+(it builds the bare pingora proxy itself, with `cargo bench --no-run --bench bare_pingora`).
 
 Every server listens on 127.0.0.1 only; every run is bounded by --seconds; everything started
 here is stopped on exit.
@@ -57,7 +62,8 @@ def wait_port(port, timeout=15):
 def write_site(folder):
     body = "".join(f"<p>Paragraph {i} of a small page.</p>\n" for i in range(40))
     with open(os.path.join(folder, "index.html"), "w") as f:
-        f.write(f"<!doctype html><html><head><title>bench</title></head><body>\n{body}</body></html>\n")
+        f.write('<!doctype html><html><head><meta charset="utf-8"><title>bench</title></head>'
+                f"<body>\n{body}</body></html>\n")
     line = "function f{0}(a, b) {{ return a * {0} + b; }} // padding padding padding\n"
     js = "".join(line.format(i) for i in range(1400))
     with open(os.path.join(folder, "app.js"), "w") as f:
@@ -108,11 +114,12 @@ def to_ms(value, unit):
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(url, connections, seconds):
+def wrk(url, connections, seconds, headers=()):
     threads = 1 if connections == 1 else 2
+    extra = [arg for header in headers for arg in ("-H", header)]
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
-         "-H", "Accept: text/html", url],
+         "-H", "Accept: text/html", *extra, url],
         capture_output=True, text=True, timeout=seconds + 30, check=True,
     ).stdout
     rps = float(WRK_LINE.search(out).group(1))
@@ -134,6 +141,20 @@ def install_peers():
         subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", prefix, *PEERS],
                        check=True, timeout=600, stdout=subprocess.DEVNULL)
     return bin_dir
+
+
+def bench_binary(name):
+    """Builds one of relive's [[bench]] programs (release profile) and returns its path."""
+    out = subprocess.run(
+        ["cargo", "bench", "--no-run", "--bench", name, "--message-format=json"],
+        cwd=ROOT, capture_output=True, text=True, check=True, timeout=1800,
+    ).stdout
+    for line in out.splitlines():
+        message = json.loads(line)
+        if (message.get("reason") == "compiler-artifact" and message["target"]["name"] == name
+                and message.get("executable")):
+            return message["executable"]
+    sys.exit(f"cargo built no {name} benchmark")
 
 
 def rss_mib(pid):
@@ -166,7 +187,8 @@ def main():
     site = os.path.join(work, "site")
     os.mkdir(site)
     write_site(site)
-    names = ["origin", "proxy", "subfilter", "relive", "static"]
+    bare_bin = bench_binary("bare_pingora")
+    names = ["origin", "proxy", "subfilter", "bare", "relive", "static"]
     if peers_bin:
         names += ["live_server", "bs_static", "bs_proxy"]
     ports = {name: free_port() for name in names}
@@ -189,11 +211,14 @@ def main():
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     procs.append(subprocess.Popen([nginx, "-c", os.path.join(work, "nginx.conf"), "-g", "daemon off;"]))
     procs.append(subprocess.Popen(
+        [bare_bin, "--listen", f"127.0.0.1:{ports['bare']}", "--upstream", f"127.0.0.1:{ports['origin']}"],
+        cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    procs.append(subprocess.Popen(
         [relive_bin, "--proxy", f"http://127.0.0.1:{ports['origin']}", "--port", str(ports["relive"]),
          "--strict-port", "--quiet"], cwd=work))
     procs.append(subprocess.Popen(
         [relive_bin, site, "--port", str(ports["static"]), "--strict-port", "--quiet", "--no-watch"], cwd=work))
-    pids = {"relive": procs[-2].pid, "static": procs[-1].pid}
+    pids = {"bare": procs[-3].pid, "relive": procs[-2].pid, "static": procs[-1].pid}
     if peers_bin:
         quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
         bs = [os.path.join(peers_bin, "browser-sync"), "start", "--listen", "127.0.0.1", "--no-open",
@@ -210,18 +235,21 @@ def main():
     for port in ports.values():
         wait_port(port)
 
+    # (label, port, extra request headers, result key)
     rows = [
-        ("nginx origin (direct)", "origin"),
-        ("nginx proxy_pass", "proxy"),
-        ("nginx sub_filter", "subfilter"),
-        ("relive --proxy", "relive"),
-        ("relive static", "static"),
+        ("nginx origin (direct)", "origin", (), "origin"),
+        ("nginx proxy_pass", "proxy", (), "proxy"),
+        ("nginx sub_filter", "subfilter", (), "subfilter"),
+        ("pingora, bare proxy", "bare", (), "bare"),
+        ("relive --proxy", "relive", (), "relive"),
+        ("relive --proxy, as fetch", "relive", ("Sec-Fetch-Mode: cors",), "relive_pass"),
+        ("relive static", "static", (), "static"),
     ]
     if peers_bin:
         rows += [
-            ("live-server (static)", "live_server"),
-            ("browser-sync --server", "bs_static"),
-            ("browser-sync --proxy", "bs_proxy"),
+            ("live-server (static)", "live_server", (), "live_server"),
+            ("browser-sync --server", "bs_static", (), "bs_static"),
+            ("browser-sync --proxy", "bs_proxy", (), "bs_proxy"),
         ]
     results = {}
     print(f"relive load benchmark — {time.strftime('%Y-%m-%d %H:%M')} — {os.cpu_count()} cores — wrk {args.seconds}s per row\n")
@@ -229,28 +257,38 @@ def main():
                        ("/app.js", "100 KB JS asset (passthrough)")):
         for connections in (1, 50):
             print(f"{what}, {connections} connection{'s' if connections > 1 else ''}")
-            print(f"  {'server':24} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
-            for label, key in rows:
-                rps, p50, p99 = wrk(f"http://127.0.0.1:{ports[key]}{path}", connections, args.seconds)
+            print(f"  {'server':26} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
+            for label, port, headers, key in rows:
+                if key == "relive_pass" and not path.endswith(".html"):
+                    continue  # an asset is passed through anyway
+                rps, p50, p99 = wrk(f"http://127.0.0.1:{ports[port]}{path}", connections,
+                                    args.seconds, headers)
                 results[(path, connections, key)] = (rps, p50, p99)
-                print(f"  {label:24} {rps:10.0f} {p50:8.3f} {p99:8.3f}")
-            relive = results[(path, connections, "relive")]
-            bar = "subfilter" if path.endswith(".html") else "proxy"
-            nginx_row = results[(path, connections, bar)]
-            print(f"  → relive / nginx {'sub_filter' if bar == 'subfilter' else 'proxy_pass'}: "
-                  f"{relive[0] / nginx_row[0]:.2f}× req/s, p99 {relive[2] - nginx_row[2]:+.3f} ms")
+                print(f"  {label:26} {rps:10.0f} {p50:8.3f} {p99:8.3f}")
+            row = lambda key: results[(path, connections, key)]
+            ratios = [("relive --proxy / nginx sub_filter" if path.endswith(".html")
+                       else "relive --proxy / nginx proxy_pass",
+                       row("relive"), row("subfilter" if path.endswith(".html") else "proxy")),
+                      ("relive --proxy / bare pingora", row("relive"), row("bare")),
+                      ("bare pingora / nginx proxy_pass", row("bare"), row("proxy")),
+                      ("relive static / nginx direct", row("static"), row("origin"))]
+            if path.endswith(".html"):
+                ratios[1:1] = [
+                    ("relive injecting / relive passing through", row("relive"), row("relive_pass")),
+                    ("relive as fetch / nginx proxy_pass", row("relive_pass"), row("proxy")),
+                ]
             if peers_bin:
-                static = results[(path, connections, "static")]
-                for mine, theirs, label in (
-                    (static, results[(path, connections, "live_server")], "relive static / live-server"),
-                    (static, results[(path, connections, "bs_static")], "relive static / browser-sync --server"),
-                    (relive, results[(path, connections, "bs_proxy")], "relive --proxy / browser-sync --proxy"),
-                ):
-                    print(f"  → {label}: {mine[0] / theirs[0]:.1f}× req/s, p99 {mine[2] - theirs[2]:+.3f} ms")
+                ratios += [
+                    ("relive static / live-server", row("static"), row("live_server")),
+                    ("relive static / browser-sync --server", row("static"), row("bs_static")),
+                    ("relive --proxy / browser-sync --proxy", row("relive"), row("bs_proxy")),
+                ]
+            for label, mine, theirs in ratios:
+                print(f"  → {label}: {mine[0] / theirs[0]:.2f}× req/s, p99 {mine[2] - theirs[2]:+.3f} ms")
             print()
     print("resident memory after the load (VmRSS)")
     for key, pid in pids.items():
-        label = next(label for label, k in rows if k == key)
+        label = next(label for label, _, _, k in rows if k == key)
         print(f"  {label:24} {rss_mib(pid):6.1f} MiB")
     if args.json:
         with open(args.json, "w") as f:

@@ -1,8 +1,10 @@
 //! SECURITY.md §6, as properties of the injector: for any page built from HTML's tricky parts
-//! (scripts, comments, templates, attributes and text that contain `</body>`, an existing relive
-//! tag), split into any chunks, the output is the input with exactly one tag added at one place,
-//! or the input unchanged when it already has relive's tag; the tag never lands inside a script,
-//! comment, template or attribute.
+//! (scripts, comments, templates, titles, attributes and text that contain `</head>` or
+//! `</body>`, an existing relive tag where relive puts it), split into any chunks, with or
+//! without a charset in the header, the output is the input with exactly one tag added at one
+//! place, or the input unchanged when it already has relive's tag; the tag never lands inside a
+//! script, comment, template, title or attribute; a page with a head gets it in the head; its
+//! `<meta charset>` stays where it was.
 
 use proptest::prelude::*;
 use relive::inject::{ClientTag, Injector};
@@ -33,25 +35,49 @@ fn piece() -> impl Strategy<Value = String> {
     ]
 }
 
-fn page() -> impl Strategy<Value = (String, bool)> {
+/// Pieces of a head that a careless injector gets wrong.
+fn head_piece() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("<title>a </head> <script> b</title>".to_owned()),
+        Just("<script>var s = '</head><body>';</script>".to_owned()),
+        Just("<!-- </head> <body> -->".to_owned()),
+        Just("<link rel=stylesheet href=\"a.css\">".to_owned()),
+        Just("<meta name=\"x\" content=\"</head>\">".to_owned()),
+        Just("<style>head::after { content: '</head>' }</style>".to_owned()),
+        Just("<noscript><link rel=x href=y></noscript>".to_owned()),
+        Just("<template><p></head></p></template>".to_owned()),
+        Just("\n  ".to_owned()),
+    ]
+}
+
+/// A page, whether it carries relive's tag already, and where its head ends (if it has one).
+fn page() -> impl Strategy<Value = (String, bool, Option<usize>)> {
     (
         prop::collection::vec(piece(), 0..8),
+        prop::collection::vec(head_piece(), 0..5),
         any::<bool>(),
         any::<bool>(),
         any::<bool>(),
     )
-        .prop_map(|(pieces, doctype, body, preinjected)| {
+        .prop_map(|(pieces, head, doctype, body, preinjected)| {
+            const TAG: &str =
+                "<script type=\"module\" src=\"/__relive/client.js\" data-relive></script>";
             let mut html = String::new();
+            let mut head_end = None;
             if doctype {
-                html.push_str("<!doctype html><html><head><meta charset=\"utf-8\"></head>");
+                html.push_str("<!doctype html><html><head><meta charset=\"utf-8\">");
+                if preinjected {
+                    html.push_str(TAG);
+                }
+                html.push_str(&head.concat());
+                head_end = Some(html.len());
+                html.push_str("</head>");
             }
             if body {
                 html.push_str("<body>");
             }
-            if preinjected {
-                html.push_str(
-                    "<script type=\"module\" src=\"/__relive/client.js\" data-relive></script>",
-                );
+            if preinjected && !doctype {
+                html.push_str(TAG);
             }
             html.push_str(&pieces.concat());
             if body {
@@ -60,7 +86,7 @@ fn page() -> impl Strategy<Value = (String, bool)> {
             if doctype {
                 html.push_str("</html>\n");
             }
-            (html, preinjected)
+            (html, preinjected, head_end)
         })
 }
 
@@ -79,8 +105,8 @@ fn chunks(bytes: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
     out
 }
 
-fn inject(input: &[Vec<u8>]) -> String {
-    let mut injector = Injector::new(&ClientTag::new(TOKEN), None, Some("utf-8"));
+fn inject(input: &[Vec<u8>], header_charset: Option<&str>) -> String {
+    let mut injector = Injector::new(&ClientTag::new(TOKEN), None, header_charset);
     let mut out = Vec::new();
     for chunk in input {
         out.extend(injector.write(chunk));
@@ -89,8 +115,8 @@ fn inject(input: &[Vec<u8>]) -> String {
     String::from_utf8(out).expect("UTF-8 in, UTF-8 out")
 }
 
-/// Whether `at` (a byte offset in `html`) is inside a script, style, textarea, comment or
-/// template, or inside a tag (where an attribute could be).
+/// Whether `at` (a byte offset in `html`) is inside a script, style, textarea, title, comment,
+/// template or noscript, or inside a tag (where an attribute could be).
 fn inside_something(html: &str, at: usize) -> bool {
     let before = &html[..at];
     let open = |start: &str, end: &str| {
@@ -101,6 +127,8 @@ fn inside_something(html: &str, at: usize) -> bool {
     open("<script", "</script>")
         || open("<style", "</style>")
         || open("<textarea", "</textarea>")
+        || open("<title", "</title>")
+        || open("<noscript", "</noscript>")
         || open("<!--", "-->")
         || open("<template", "</template>")
         || before
@@ -117,10 +145,11 @@ proptest! {
 
     #[test]
     fn one_tag_at_one_place_or_none_when_already_there(
-        (html, preinjected) in page(),
+        (html, preinjected, head_end) in page(),
         cuts in prop::collection::vec(any::<usize>(), 0..6),
+        header_charset in prop::option::of(Just("utf-8")),
     ) {
-        let output = inject(&chunks(html.as_bytes(), &cuts));
+        let output = inject(&chunks(html.as_bytes(), &cuts), header_charset);
         let tag = tag();
         if preinjected {
             prop_assert_eq!(output, html, "a page with relive's tag passes unchanged");
@@ -130,6 +159,10 @@ proptest! {
             let without = format!("{}{}", &output[..at], &output[at + tag.len()..]);
             prop_assert_eq!(&without, &html, "nothing else changed");
             prop_assert!(!inside_something(&output, at), "tag inside markup: {}", output);
+            if let Some(head_end) = head_end {
+                prop_assert!(at <= head_end, "a page with a head gets the tag in it: {}", output);
+                prop_assert_eq!(output.find("<meta charset"), html.find("<meta charset"));
+            }
         }
     }
 }

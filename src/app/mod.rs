@@ -143,7 +143,7 @@ pub async fn run(
         }),
         tag: tag.clone(),
         control_token: control_token.clone(),
-        files,
+        files: files.clone(),
         serving: shown.clone(),
         watching: watching_status(config.watch.as_ref()),
         started: Instant::now(),
@@ -160,6 +160,7 @@ pub async fn run(
     let cert = front_door_cert(&config, &lan)?;
     let front_door = FrontDoor {
         upstream: upstream.clone(),
+        files,
         origin: origin_addr,
         tag,
         hub: hub.clone(),
@@ -237,7 +238,7 @@ pub async fn run(
 
 /// What relive serves: a folder through its own origin, or an upstream; and how to name it.
 struct Serving {
-    files: Option<StaticFiles>,
+    files: Option<Arc<StaticFiles>>,
     upstream: Option<Arc<Upstream>>,
     shown: String,
 }
@@ -251,7 +252,7 @@ async fn what_to_serve(config: &Config) -> Result<Serving, RunError> {
             })?;
             Ok(Serving {
                 shown: files.root().display().to_string(),
-                files: Some(files),
+                files: Some(Arc::new(files)),
                 upstream: None,
             })
         }

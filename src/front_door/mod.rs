@@ -36,6 +36,7 @@ use rewrite::{PageRewrite, PageServe};
 use crate::hub::{Hub, routes};
 use crate::inject::ClientTag;
 use crate::inject::policy::{self, Decision, Page};
+use crate::origin::static_files::StaticFiles;
 use crate::triggers::PageLoads;
 use crate::upstream::Upstream;
 
@@ -43,6 +44,9 @@ use crate::upstream::Upstream;
 pub struct FrontDoor {
     /// `None` in static mode, where relive's own origin serves the folder.
     pub upstream: Option<Arc<Upstream>>,
+    /// The folder, in static mode: small files are answered here, without the hop to the
+    /// origin (which answers the rest: folders, ranges, large files, 404 pages).
+    pub files: Option<Arc<StaticFiles>>,
     /// The internal origin (loopback, ephemeral port).
     pub origin: SocketAddr,
     /// The tag injected into pages (it carries the per-run token).
@@ -147,6 +151,18 @@ impl ProxyHttp for FrontDoor {
             self.tunnel(session, ctx).await?;
             return Ok(true);
         }
+        if let Some(files) = &self.files
+            && !session.req_header().uri.path().starts_with(routes::PREFIX)
+        {
+            ask_for_fresh_copies(session.req_header_mut())?;
+            let request = session.req_header();
+            if let Some(file) =
+                files.small_answer(&request.method, request.uri.path(), &request.headers)
+            {
+                self.answer_file(session, ctx, file).await?;
+                return Ok(true);
+            }
+        }
         Ok(false)
     }
 
@@ -218,16 +234,7 @@ impl ProxyHttp for FrontDoor {
         request: &mut RequestHeader,
         _ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if policy::wants_page(&request.method, &request.headers) {
-            request.insert_header(header::ACCEPT_ENCODING, "identity")?;
-            // A page's tag is made for each response (token, session, newest event): a `304`
-            // would bring back the browser's copy with an old tag, which after a restart is
-            // refused and reloads again. Pages are always sent whole.
-            request.remove_header(&header::IF_NONE_MATCH);
-        }
-        // `Last-Modified` counts whole seconds: a stylesheet saved twice within one would look
-        // unchanged and the reload would show the old one. Only entity tags revalidate.
-        request.remove_header(&header::IF_MODIFIED_SINCE);
+        ask_for_fresh_copies(request)?;
         if rules::upgrade_is(&request.headers, "h2c") {
             request.remove_header(&header::UPGRADE);
             request.remove_header("http2-settings");
@@ -284,7 +291,7 @@ impl ProxyHttp for FrontDoor {
         let rewrite = rewrite.get_mut().unwrap_or_else(PoisonError::into_inner);
         let out = rewrite.write(body.take(), end_of_stream)?;
         if !out.is_empty() {
-            *body = Some(Bytes::from(out));
+            *body = Some(out);
         }
         Ok(None)
     }
@@ -377,6 +384,21 @@ fn rewrite_location(
     {
         response.insert_header(header::LOCATION, rewritten)?;
     }
+    Ok(())
+}
+
+/// The request edits that keep a reload from showing an old copy, for every request relive
+/// answers or forwards. A page asks for an uncompressed, whole body: its tag is made for each
+/// response (token, session, newest event), and a `304` would bring back the browser's copy with
+/// an old tag, which after a restart is refused and reloads again. `Last-Modified` counts whole
+/// seconds: a stylesheet saved twice within one would look unchanged, so only entity tags
+/// revalidate.
+fn ask_for_fresh_copies(request: &mut RequestHeader) -> Result<()> {
+    if policy::wants_page(&request.method, &request.headers) {
+        request.insert_header(header::ACCEPT_ENCODING, "identity")?;
+        request.remove_header(&header::IF_NONE_MATCH);
+    }
+    request.remove_header(&header::IF_MODIFIED_SINCE);
     Ok(())
 }
 
@@ -483,6 +505,50 @@ impl FrontDoor {
             tracing::warn!("{detail}");
         }
         answers::tls_refused(&detail, page)
+    }
+
+    /// Writes a small file's answer from the folder, a page with the tag in it (the same
+    /// decision and rewrite as a proxied page, over a body that is already whole).
+    async fn answer_file(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        file: http::Response<Bytes>,
+    ) -> Result<()> {
+        let (parts, mut body) = file.into_parts();
+        let mut head = ResponseHeader::build(parts.status, Some(parts.headers.len() + 2))?;
+        for (name, value) in &parts.headers {
+            head.append_header(name.clone(), value.clone())?;
+        }
+        let request = session.req_header();
+        let is_head = request.method == http::Method::HEAD;
+        let decision = policy::for_response(
+            &request.method,
+            request.uri.path(),
+            &request.headers,
+            head.status,
+            &head.headers,
+        );
+        match decision {
+            Decision::Pass => {}
+            Decision::HeadOfPage => {
+                head.remove_header(&header::CONTENT_LENGTH);
+            }
+            Decision::Inject(page) => {
+                let client_http11 = request.version == Version::HTTP_11;
+                self.start_rewrite(page, &mut head, ctx, client_http11)?;
+                if let Some(rewrite) = ctx.rewrite.take() {
+                    let mut rewrite = rewrite.into_inner().unwrap_or_else(PoisonError::into_inner);
+                    body = rewrite.write(Some(body), true)?;
+                }
+            }
+        }
+        let empty = is_head || body.is_empty();
+        session.write_response_header(Box::new(head), empty).await?;
+        if !empty {
+            session.write_response_body(Some(body), true).await?;
+        }
+        Ok(())
     }
 
     /// Starts rewriting a page: its head now, its body chunk by chunk in

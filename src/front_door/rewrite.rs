@@ -66,8 +66,12 @@ impl PageRewrite {
     }
 
     /// Rewrites one chunk of the body (and, at the end, whatever the decoder and injector still
-    /// hold); returns the bytes to send now.
-    pub fn write(&mut self, chunk: Option<Bytes>, end_of_stream: bool) -> Result<Vec<u8>> {
+    /// hold); returns the bytes to send now. Once the tag is in, an uncompressed chunk is handed
+    /// on as it came, without a copy.
+    pub fn write(&mut self, chunk: Option<Bytes>, end_of_stream: bool) -> Result<Bytes> {
+        if self.decoder.is_none() && self.injector.passing_through() {
+            return Ok(chunk.unwrap_or_default());
+        }
         let mut out = Vec::new();
         if let Some(chunk) = chunk {
             match self.decoder.as_mut() {
@@ -89,7 +93,7 @@ impl PageRewrite {
             }
             out.extend(self.injector.finish());
         }
-        Ok(out)
+        Ok(Bytes::from(out))
     }
 }
 

@@ -1,9 +1,20 @@
 //! inject: adds relive's one `<script>` tag to an HTML page while it streams through.
 //!
-//! Bytes in, bytes out, synchronously, chunk by chunk. The tag goes before the first `</body>`
-//! that is not inside a `<template>`, or at the end of the document when there is none; never
-//! inside a comment, script or attribute (lol_html tokenizes, we never search raw bytes), and
-//! never twice (a page that already carries a `data-relive` tag is left as it is).
+//! Bytes in, bytes out, synchronously, chunk by chunk. The tag goes in as early as is safe, and
+//! every byte after it passes through unparsed:
+//! - before the first element in the `<head>` that is not a `<meta>` (where Vite puts its own
+//!   client), else before `</head>`, else before the first element in the `<body>`;
+//! - but only once the page's charset cannot move: the response header named it, a
+//!   `<meta charset>` (or `http-equiv="content-type"`) came first, or the first 1,024 bytes —
+//!   where browsers look for one — are behind us. A page that declares a CSP in a `<meta>` and
+//!   gave no nonce in its header waits for its own scripts' nonce: it gets the late place.
+//! - When none of these comes, the late place: before the first `</body>` that is not inside a
+//!   `<template>`, or at the end of the document when there is none.
+//!
+//! Never inside a comment, script, title, template or attribute (lol_html tokenizes: the places
+//! are element boundaries, never found by searching raw bytes), and never twice: a relive tag
+//! seen before the place leaves the page as it is (one seen after it cannot be, as those bytes
+//! are not parsed; the browser evaluates a module script once however many tags load it).
 //!
 //! Uses: hub; pure: no tokio, pingora or hyper.
 //!
@@ -27,6 +38,16 @@ use crate::hub::routes;
 /// lol_html's own buffers (an unterminated tag or attribute) may grow to this before the
 /// rewriter gives up and the rest of the page passes through untouched.
 const REWRITER_MEMORY_LIMIT: usize = 4 * 1024 * 1024;
+
+/// Where browsers look for a `<meta charset>`: the tag may not push one out of this.
+const CHARSET_PRESCAN: usize = 1024;
+
+/// While an early place may still come, the page is parsed this much at a time, so that the
+/// bytes after the place are not parsed (lol_html takes a whole slice before it returns).
+const EARLY_SLICE: usize = 256;
+
+/// Past this, no early place is expected: the rest is parsed a whole chunk at a time.
+const EARLY_WINDOW: usize = 64 * 1024;
 
 /// The `<script>` tag relive adds to pages, and the client settings it carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +125,12 @@ struct PageState {
     template_depth: AtomicUsize,
     /// A nonce seen on one of the page's own scripts, used when the CSP header had none.
     page_nonce: Mutex<Option<String>>,
+    /// The response header names the charset, or a `<meta>` declaring it has gone by.
+    charset_settled: AtomicBool,
+    /// The bytes being parsed now start past the charset prescan window.
+    past_prescan: AtomicBool,
+    /// A `<meta>` CSP came with no nonce in the header: the tag needs the page's own nonce.
+    csp_needs_page_nonce: AtomicBool,
 }
 
 impl PageState {
@@ -111,6 +138,38 @@ impl PageState {
     fn claim(&self) -> bool {
         !self.already_present.load(Ordering::Relaxed)
             && !self.injected.swap(true, Ordering::Relaxed)
+    }
+
+    /// Whether an early place may take the tag now.
+    fn early_allowed(&self) -> bool {
+        self.template_depth.load(Ordering::Relaxed) == 0
+            && !self.csp_needs_page_nonce.load(Ordering::Relaxed)
+            && (self.charset_settled.load(Ordering::Relaxed)
+                || self.past_prescan.load(Ordering::Relaxed))
+    }
+
+    /// Learns from an element of the head or body before an early place takes it; returns
+    /// whether the tag may go before this element.
+    fn may_precede(&self, el: &Element, header_nonce: bool) -> bool {
+        let name = el.tag_name();
+        if name == "script" && el.has_attribute("data-relive") {
+            self.already_present.store(true, Ordering::Relaxed);
+            return false;
+        }
+        if name != "meta" {
+            return true;
+        }
+        if el.has_attribute("charset") {
+            self.charset_settled.store(true, Ordering::Relaxed);
+        }
+        let http_equiv = el.get_attribute("http-equiv").unwrap_or_default();
+        if http_equiv.eq_ignore_ascii_case("content-type") {
+            self.charset_settled.store(true, Ordering::Relaxed);
+        } else if http_equiv.eq_ignore_ascii_case("content-security-policy") && !header_nonce {
+            self.csp_needs_page_nonce.store(true, Ordering::Relaxed);
+        }
+        // Never before a `<meta>`: a charset after the tag could move out of the prescan.
+        false
     }
 }
 
@@ -139,6 +198,8 @@ pub struct Injector {
     rewriter: Option<HtmlRewriter<'static, Sink>>,
     sink: Sink,
     state: Arc<PageState>,
+    /// How many bytes of the page the rewriter has been given.
+    parsed: usize,
 }
 
 impl Injector {
@@ -146,7 +207,10 @@ impl Injector {
     /// `utf-8`; unknown labels fall back to UTF-8, which preserves bytes it does not touch).
     /// `tag` is what gets added; `header_nonce` is a nonce from the response's CSP header.
     pub fn new(tag: &ClientTag, header_nonce: Option<String>, encoding: Option<&str>) -> Self {
-        let state = Arc::new(PageState::default());
+        let state = Arc::new(PageState {
+            charset_settled: AtomicBool::new(encoding.is_some()),
+            ..PageState::default()
+        });
         let sink = Sink::default();
         let settings = settings(tag.clone(), header_nonce, state.clone())
             .with_encoding(ascii_compatible(encoding))
@@ -159,32 +223,48 @@ impl Injector {
             rewriter: Some(HtmlRewriter::new(settings, sink.clone())),
             sink,
             state,
+            parsed: 0,
         }
     }
 
     /// Feeds the next piece of the page; returns the bytes that are ready to send on.
     pub fn write(&mut self, chunk: &[u8]) -> Vec<u8> {
-        match self.rewriter.as_mut() {
-            Some(rewriter) => {
-                if rewriter.write(chunk).is_err() {
-                    // lol_html flushed what it held as-is (graceful bail-out); the rest of the
-                    // page passes through untouched rather than being cut off.
-                    self.rewriter = None;
-                } else if self.injected()
-                    && let Some(rewriter) = self.rewriter.take()
-                {
-                    // The tag is placed: flush what the parser holds and pass the rest of the
-                    // page through without parsing it.
-                    let _ = rewriter.end();
-                }
-                self.sink.take()
-            }
-            None => {
-                let mut out = self.sink.take();
-                out.extend_from_slice(chunk);
-                out
+        let mut rest = chunk;
+        while !rest.is_empty()
+            && let Some(rewriter) = self.rewriter.as_mut()
+        {
+            let size = if self.parsed < EARLY_WINDOW {
+                EARLY_SLICE.min(rest.len())
+            } else {
+                rest.len()
+            };
+            let (slice, tail) = rest.split_at(size);
+            self.state
+                .past_prescan
+                .store(self.parsed >= CHARSET_PRESCAN, Ordering::Relaxed);
+            self.parsed += size;
+            rest = tail;
+            if rewriter.write(slice).is_err() {
+                // lol_html flushed what it held as-is (graceful bail-out); the rest of the
+                // page passes through untouched rather than being cut off.
+                self.rewriter = None;
+            } else if self.injected()
+                && let Some(rewriter) = self.rewriter.take()
+            {
+                // The tag is placed: flush what the parser holds and pass the rest of the
+                // page through without parsing it.
+                let _ = rewriter.end();
             }
         }
+        let mut out = self.sink.take();
+        out.extend_from_slice(rest);
+        out
+    }
+
+    /// Whether every further byte passes through as it is (the tag is placed, or the rewriter
+    /// gave up), so a caller may send its chunks on without calling [`Injector::write`].
+    pub fn passing_through(&self) -> bool {
+        self.rewriter.is_none()
     }
 
     /// Ends the page; returns the last bytes (which hold the tag when there was no `</body>`).
@@ -222,6 +302,7 @@ fn settings(
     header_nonce: Option<String>,
     state: Arc<PageState>,
 ) -> Settings<'static, 'static> {
+    let has_header_nonce = header_nonce.is_some();
     let tag_for = {
         let state = state.clone();
         move || {
@@ -234,6 +315,20 @@ fn settings(
         }
     };
     let tag_for_end = tag_for.clone();
+    let early_child = |state: Arc<PageState>, tag_for: Arc<dyn Fn() -> String + Send + Sync>| {
+        move |el: &mut Element| {
+            if state.may_precede(el, has_header_nonce) && state.early_allowed() && state.claim() {
+                el.before(&tag_for(), ContentType::Html);
+            }
+            Ok(())
+        }
+    };
+    let tag_for: Arc<dyn Fn() -> String + Send + Sync> = Arc::new(tag_for);
+    let (head_child, head_end, body_child) = (
+        early_child(state.clone(), tag_for.clone()),
+        (state.clone(), tag_for.clone()),
+        early_child(state.clone(), tag_for.clone()),
+    );
     let (present, nonce, templates, body, doc) = (
         state.clone(),
         state.clone(),
@@ -242,7 +337,21 @@ fn settings(
         state,
     );
 
+    // Registered first: lol_html runs an element's handlers in this order, so an early place
+    // sees the element before the template depth counts it.
     Settings::new_send()
+        .append_element_content_handler(element!("head > *", head_child))
+        .append_element_content_handler(element!("body > *", body_child))
+        .append_element_content_handler(element!("head", move |el: &mut Element| {
+            let (state, tag_for) = head_end.clone();
+            el.on_end_tag(end_tag!(move |end: &mut EndTag| {
+                if end.name().eq_ignore_ascii_case("head") && state.early_allowed() && state.claim()
+                {
+                    end.before(&tag_for(), ContentType::Html);
+                }
+                Ok(())
+            }))
+        }))
         .append_element_content_handler(element!("script[data-relive]", move |_el| {
             present.already_present.store(true, Ordering::Relaxed);
             Ok(())
@@ -455,10 +564,162 @@ mod tests {
         let mut injector = Injector::new(&ClientTag::new(TOKEN), None, Some("windows-1252"));
         let mut out = injector.write(&page);
         out.extend(injector.finish());
-        let mut expected = page[..page.len() - "</body></html>".len()].to_vec();
+        let head_end = b"<html><head><meta charset=\"windows-1252\">".len();
+        let mut expected = page[..head_end].to_vec();
         expected.extend_from_slice(tag().as_bytes());
-        expected.extend_from_slice(b"</body></html>");
+        expected.extend_from_slice(&page[head_end..]);
         assert_eq!(out, expected);
+    }
+
+    /// The page with the tag where `%TAG%` is, and without it.
+    fn placed(page_with_marker: &str, header_charset: Option<&str>) -> (String, String) {
+        let page = page_with_marker.replace("%TAG%", "");
+        let mut injector = Injector::new(&ClientTag::new(TOKEN), None, header_charset);
+        let mut out = injector.write(page.as_bytes());
+        out.extend(injector.finish());
+        (
+            String::from_utf8(out).unwrap(),
+            page_with_marker.replace("%TAG%", &tag()),
+        )
+    }
+
+    #[test]
+    fn the_tag_goes_early_in_the_head_once_the_charset_is_settled() {
+        let cases = [
+            // The charset meta first, as most pages have it: the tag right after it.
+            (
+                "<!doctype html><html><head><meta charset=\"utf-8\">%TAG%<title>t</title></head><body><p>x</p></body></html>",
+                None,
+            ),
+            (
+                "<head><meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\">\n  %TAG%<link rel=stylesheet href=a.css></head>",
+                None,
+            ),
+            // The header named the charset: before the first element that is not a meta.
+            (
+                "<HTML><HEAD><meta name=viewport content=\"width=device-width\">%TAG%<SCRIPT type=module src=/@vite/client></SCRIPT></HEAD><BODY></BODY>",
+                Some("utf-8"),
+            ),
+            // A head with only metas: before its end.
+            (
+                "<head><meta charset=utf-8>%TAG%</head><body><p>x</p></body>",
+                None,
+            ),
+            // No end tag for the head: before the element that ends it.
+            (
+                "<html><head><meta charset=utf-8>%TAG%<body>text <div>x</div></body>",
+                None,
+            ),
+            // No head: the first element in the body.
+            ("<html><body>text %TAG%<div>x</div></body>", Some("utf-8")),
+            // No head at all.
+            (
+                "<!doctype html><body>%TAG%<main>x</main></body>",
+                Some("utf-8"),
+            ),
+            // A template in the head: before it, never inside.
+            (
+                "<head><meta charset=utf-8>%TAG%<template><p>x</p></template></head>",
+                None,
+            ),
+        ];
+        for (page, charset) in cases {
+            let (out, expected) = placed(page, charset);
+            assert_eq!(out, expected, "{page}");
+        }
+    }
+
+    #[test]
+    fn a_charset_meta_in_the_first_kilobyte_is_never_pushed_out_of_it() {
+        // No charset in the header; the meta comes after a title and 900 bytes of comment: the
+        // tag may not go before the title (the meta would move past byte 1,024).
+        let padding = format!("<!--{}-->", "x".repeat(900));
+        let page = format!(
+            "<head><title>t</title>{padding}<meta charset=\"utf-8\">%TAG%</head><body><p>x</p></body>"
+        );
+        let (out, expected) = placed(&page, None);
+        assert_eq!(out, expected);
+        let meta = page.find("<meta").unwrap();
+        assert!(meta < CHARSET_PRESCAN && out.find("<meta") == Some(meta));
+    }
+
+    #[test]
+    fn with_no_charset_anywhere_an_early_place_waits_for_the_first_kilobyte() {
+        // Small pages with nothing to settle the charset get the late place...
+        let (out, expected) = placed(
+            "<head><title>t</title></head><body><p>x</p>%TAG%</body>",
+            None,
+        );
+        assert_eq!(out, expected);
+        // ... long ones the first element boundary after their first kilobyte.
+        let paragraphs = "<p>paragraph</p>".repeat(200);
+        let mut injector = Injector::new(&ClientTag::new(TOKEN), None, None);
+        let page = format!("<head><title>t</title></head><body>{paragraphs}</body>");
+        let mut out = injector.write(page.as_bytes());
+        out.extend(injector.finish());
+        let out = String::from_utf8(out).unwrap();
+        let at = out.find(&tag()).unwrap();
+        assert!(
+            (CHARSET_PRESCAN..CHARSET_PRESCAN + 2 * EARLY_SLICE).contains(&at),
+            "{at}"
+        );
+        assert!(out[at + tag().len()..].starts_with("<p>"));
+        assert_eq!(out.replace(&tag(), ""), page);
+    }
+
+    #[test]
+    fn a_csp_meta_without_a_header_nonce_waits_for_the_pages_nonce() {
+        let page = concat!(
+            "<head><meta charset=utf-8><meta http-equiv=\"Content-Security-Policy\" ",
+            "content=\"script-src 'nonce-n1'\"><script nonce=\"n1\">1</script></head>",
+            "<body><p>x</p></body>"
+        );
+        let out = inject(page);
+        assert!(out.contains(r#"nonce="n1"></script></body>"#), "{out}");
+    }
+
+    #[test]
+    fn an_early_tag_leaves_the_rest_of_the_page_unparsed() {
+        let head = "<!doctype html><html><head><meta charset=\"utf-8\"><title>t</title>";
+        let rest = format!(
+            "</head><body>{}</body></html>",
+            "<p>a paragraph</p>".repeat(10_000)
+        );
+        let mut injector = Injector::new(&ClientTag::new(TOKEN), None, None);
+        let mut out = injector.write(format!("{head}{rest}").as_bytes());
+        assert!(injector.passing_through(), "parsing stopped at the tag");
+        // Markup that would have matched a handler is passed on as it is.
+        out.extend(injector.write(b"<script data-relive></script>"));
+        out.extend(injector.finish());
+        let title = head.find("<title>").unwrap();
+        let expected = format!(
+            "{}{}{}{rest}<script data-relive></script>",
+            &head[..title],
+            tag(),
+            &head[title..]
+        );
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+    }
+
+    #[test]
+    fn an_early_place_split_at_every_offset_gives_the_same_output() {
+        let page = "<html><head><meta charset=utf-8><!-- <title> --><title>x</title></head><body><p>t</p></body></html>";
+        let expected = inject(page);
+        assert!(expected.contains(&format!("-->{}<title>", tag())));
+        let bytes = page.as_bytes();
+        for cut in 0..=bytes.len() {
+            assert_eq!(
+                run(&[&bytes[..cut], &bytes[cut..]]),
+                expected,
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_relive_tag_before_the_early_place_leaves_the_page_as_it_is() {
+        let page = format!("<head><meta charset=utf-8>{}<title>x</title></head>", tag());
+        assert_eq!(inject(&page), page);
     }
 
     #[test]

@@ -51,8 +51,8 @@ pub struct Origin {
     pub tag: crate::inject::ClientTag,
     /// Bearer token for `POST /__relive/notify`.
     pub control_token: String,
-    /// The folder, in static mode.
-    pub files: Option<StaticFiles>,
+    /// The folder, in static mode (the front door answers small files from it itself).
+    pub files: Option<Arc<StaticFiles>>,
     /// For `/__relive/status`: what relive is in front of.
     pub serving: String,
     /// For `/__relive/status`: what is watched (`null` when nothing is).

@@ -14,15 +14,16 @@ use crate::upstream::Snapshot;
 /// CSP for relive's own pages: nothing but its own script and socket.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:";
 
-/// Every page relive writes: one shell, its own style, the body.
-fn document(title: &str, style: &str, body: &str) -> String {
+/// Every page relive writes: one shell, its own style, the body. `client` (relive's tag, or
+/// nothing) goes where the injector would put it, so the front door sees it there and adds none.
+fn document(title: &str, style: &str, body: &str, client: &str) -> String {
     format!(
         r#"<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
+{client}<title>{title}</title>
 <style>
 {style}</style>
 </head>
@@ -45,7 +46,7 @@ const PAGE_STYLE: &str = r#"  body { font: 16px/1.5 system-ui, sans-serif; max-w
 /// A message page, with relive's client when it should reload by itself.
 fn page(title: &str, body: &str, tag: Option<&ClientTag>) -> String {
     let client = tag.map(|t| t.render(None)).unwrap_or_default();
-    document(title, PAGE_STYLE, &format!("{body}\n{client}"))
+    document(title, PAGE_STYLE, body, &client)
 }
 
 /// The HTTP status of the waiting page: 503 while the dev server starts, 502 when it is down or
@@ -180,7 +181,7 @@ pub fn dashboard(token: &str) -> String {
         routes::DASHBOARD_JS,
         escape_html(token)
     );
-    document("relive dashboard", DASHBOARD_STYLE, &body)
+    document("relive dashboard", DASHBOARD_STYLE, &body, "")
 }
 
 const DASHBOARD_STYLE: &str = r#"  body { font: 14px/1.45 system-ui, sans-serif; margin: 0; color: #1f2328; background: #f6f8fa; }

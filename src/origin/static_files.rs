@@ -21,7 +21,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::stat::Mode;
+use nix::sys::stat::{FileStat, Mode};
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
@@ -103,6 +103,13 @@ pub enum Served<B> {
     Redirect(String),
     /// The path was malformed.
     BadRequest,
+}
+
+/// Why a path resolves to no file (the [`Served`] answers without a response).
+enum Unserved {
+    NotFound,
+    BadRequest,
+    Redirect(String),
 }
 
 /// How a file is opened beneath the root.
@@ -253,15 +260,13 @@ impl StaticFiles {
             .is_ok_and(|inside| inside.components().all(|c| visible(&c)))
     }
 
-    /// Serves `request` from the folder.
-    pub async fn serve<B>(&self, request: Request<B>) -> Served<Body>
-    where
-        B: Send + 'static,
-    {
-        let segments = match check_path(request.uri().path()) {
+    /// Finds what a request path names: an open file beneath the root and its metadata, a
+    /// folder's `index.html`, or why there is nothing to serve.
+    fn resolve(&self, path: &str, query: Option<&str>) -> Result<(Opened, FileStat), Unserved> {
+        let segments = match check_path(path) {
             Ok(segments) => segments,
-            Err(PathRefused::BadRequest) => return Served::BadRequest,
-            Err(PathRefused::Hidden) => return Served::NotFound,
+            Err(PathRefused::BadRequest) => return Err(Unserved::BadRequest),
+            Err(PathRefused::Hidden) => return Err(Unserved::NotFound),
         };
         let relative: PathBuf = segments.iter().filter(|s| !s.is_empty()).collect();
         let relative = if relative.as_os_str().is_empty() {
@@ -271,62 +276,90 @@ impl StaticFiles {
         };
         // ENOENT, and EXDEV/ELOOP for paths that would leave the root: all "not found".
         let Ok(mut opened) = self.open_beneath(&relative) else {
-            return Served::NotFound;
+            return Err(Unserved::NotFound);
         };
         let Ok(mut stat) = nix::sys::stat::fstat(&opened.fd) else {
-            return Served::NotFound;
+            return Err(Unserved::NotFound);
         };
         if nix::sys::stat::SFlag::from_bits_truncate(stat.st_mode)
             .contains(nix::sys::stat::SFlag::S_IFDIR)
         {
-            let path = request.uri().path();
             if !path.ends_with('/') {
                 // `/docs` → `/docs/`, so the page's relative links resolve inside it.
-                let query = request
-                    .uri()
-                    .query()
-                    .map(|q| format!("?{q}"))
-                    .unwrap_or_default();
-                return Served::Redirect(format!("{path}/{query}"));
+                let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+                return Err(Unserved::Redirect(format!("{path}/{query}")));
             }
-            opened = match self.open_beneath(&relative.join("index.html")) {
-                Ok(index) => index,
-                Err(_) => return Served::NotFound,
-            };
-            stat = match nix::sys::stat::fstat(&opened.fd) {
-                Ok(stat) => stat,
-                Err(_) => return Served::NotFound,
-            };
+            opened = self
+                .open_beneath(&relative.join("index.html"))
+                .map_err(|_| Unserved::NotFound)?;
+            stat = nix::sys::stat::fstat(&opened.fd).map_err(|_| Unserved::NotFound)?;
         }
         if !self.visible_inside(&opened.real) {
-            return Served::NotFound;
+            return Err(Unserved::NotFound);
         }
-        let mime = mime_guess::from_path(&opened.real).first_or_octet_stream();
-        let mut response = match small_file(&request, opened.fd, &stat, &mime) {
-            Ok(response) => response,
-            Err(fd) => {
-                // The HTTP (ranges, preconditions, large files streamed) is tower-http's; the
-                // file it opens is the one opened above, through its descriptor, not a path
-                // that could be swapped.
-                let file = ServeFile::new_with_mime(descriptor_path(&fd), &mime);
-                let response = match file.oneshot(request).await {
-                    Ok(response) => response,
-                    Err(infallible) => match infallible {},
-                };
-                drop(fd);
-                if response.status() == StatusCode::NOT_FOUND {
-                    return Served::NotFound;
-                }
-                response.map(|body| body.map_err(std::io::Error::other).boxed_unsync())
-            }
+        Ok((opened, stat))
+    }
+
+    /// Serves `request` from the folder.
+    pub async fn serve<B>(&self, request: Request<B>) -> Served<Body>
+    where
+        B: Send + 'static,
+    {
+        let (opened, stat) = match self.resolve(request.uri().path(), request.uri().query()) {
+            Ok(found) => found,
+            Err(Unserved::NotFound) => return Served::NotFound,
+            Err(Unserved::BadRequest) => return Served::BadRequest,
+            Err(Unserved::Redirect(location)) => return Served::Redirect(location),
         };
-        // Revalidate every time: a stale stylesheet or script from the browser's heuristic
-        // cache would make a reload show old content.
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        let mime = mime_guess::from_path(&opened.real).first_or_octet_stream();
+        let response =
+            match small_file(request.method(), request.headers(), opened.fd, &stat, &mime) {
+                Ok(response) => {
+                    response.map(|bytes| Full::new(bytes).map_err(|e| match e {}).boxed_unsync())
+                }
+                Err(fd) => {
+                    // The HTTP (ranges, preconditions, large files streamed) is tower-http's; the
+                    // file it opens is the one opened above, through its descriptor, not a path
+                    // that could be swapped.
+                    let file = ServeFile::new_with_mime(descriptor_path(&fd), &mime);
+                    let mut response = match file.oneshot(request).await {
+                        Ok(response) => response,
+                        Err(infallible) => match infallible {},
+                    };
+                    drop(fd);
+                    if response.status() == StatusCode::NOT_FOUND {
+                        return Served::NotFound;
+                    }
+                    revalidate(response.headers_mut());
+                    response.map(|body| body.map_err(std::io::Error::other).boxed_unsync())
+                }
+            };
         Served::Response(response)
     }
+
+    /// The whole answer to a plain `GET`/`HEAD` of a small file (or its `304`), made on the
+    /// spot without an HTTP server, so the front door can write it itself; `None` for
+    /// everything else (folders without their slash, ranges, large files, nothing there), which
+    /// [`StaticFiles::serve`] answers.
+    pub fn small_answer(
+        &self,
+        method: &http::Method,
+        path: &str,
+        headers: &http::HeaderMap,
+    ) -> Option<Response<Bytes>> {
+        if method != http::Method::GET && method != http::Method::HEAD {
+            return None;
+        }
+        let (opened, stat) = self.resolve(path, None).ok()?;
+        let mime = mime_guess::from_path(&opened.real).first_or_octet_stream();
+        small_file(method, headers, opened.fd, &stat, &mime).ok()
+    }
+}
+
+/// Revalidate every time: a stale stylesheet or script from the browser's heuristic cache would
+/// make a reload show old content.
+fn revalidate(headers: &mut http::HeaderMap) {
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
 }
 
 /// A path that opens the file `fd` is open on, not a name that could be swapped meanwhile.
@@ -369,14 +402,15 @@ const SMALL_FILE: i64 = 256 * 1024;
 /// static request's cost). Each answer carries an `ETag` made from the size and the
 /// modification time to the nanosecond, and `If-None-Match` is checked against it first: a
 /// stylesheet saved twice within one second must not look unchanged, as it would to
-/// `Last-Modified` (whole seconds), which is still sent and checked when no tag is given.
+/// `Last-Modified` (whole seconds), which is still sent but never checked.
 /// Anything else (ranges, other preconditions, large files) goes back as `Err(fd)`.
-fn small_file<B>(
-    request: &Request<B>,
+fn small_file(
+    method: &http::Method,
+    headers: &http::HeaderMap,
     fd: OwnedFd,
-    stat: &nix::sys::stat::FileStat,
+    stat: &FileStat,
     mime: &mime_guess::Mime,
-) -> Result<Response<Body>, OwnedFd> {
+) -> Result<Response<Bytes>, OwnedFd> {
     let regular = nix::sys::stat::SFlag::from_bits_truncate(stat.st_mode)
         .contains(nix::sys::stat::SFlag::S_IFREG);
     let plain = [
@@ -386,13 +420,9 @@ fn small_file<B>(
         header::IF_UNMODIFIED_SINCE,
     ]
     .iter()
-    .all(|h| !request.headers().contains_key(h));
-    let head = request.method() == http::Method::HEAD;
-    if !regular
-        || !plain
-        || stat.st_size > SMALL_FILE
-        || !(head || request.method() == http::Method::GET)
-    {
+    .all(|h| !headers.contains_key(h));
+    let head = method == http::Method::HEAD;
+    if !regular || !plain || stat.st_size > SMALL_FILE || !(head || method == http::Method::GET) {
         return Err(fd);
     }
     let modified = std::time::UNIX_EPOCH
@@ -402,24 +432,19 @@ fn small_file<B>(
         "\"{:x}-{:x}.{:x}\"",
         stat.st_size, stat.st_mtime, stat.st_mtime_nsec
     );
-    let unchanged = match request.headers().get(header::IF_NONE_MATCH) {
-        Some(tags) => tags.to_str().is_ok_and(|tags| etag_matches(tags, &etag)),
-        None => request
-            .headers()
-            .get(header::IF_MODIFIED_SINCE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| httpdate::parse_http_date(v).ok())
-            .is_some_and(|since| modified <= since),
-    };
+    // `If-Modified-Since` is never honoured: the front door drops it from every request it
+    // forwards, and answers these itself by the same rule.
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|tags| tags.to_str().ok())
+        .is_some_and(|tags| etag_matches(tags, &etag));
     let builder = Response::builder()
         .header(header::ETAG, &etag)
         .header(header::LAST_MODIFIED, &last_modified)
-        .header(header::ACCEPT_RANGES, "bytes");
-    let body = |bytes: Bytes| Full::new(bytes).map_err(|e| match e {}).boxed_unsync();
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CACHE_CONTROL, "no-cache");
     let built = if unchanged {
-        builder
-            .status(StatusCode::NOT_MODIFIED)
-            .body(body(Bytes::new()))
+        builder.status(StatusCode::NOT_MODIFIED).body(Bytes::new())
     } else {
         let builder = builder
             .status(StatusCode::OK)
@@ -428,7 +453,7 @@ fn small_file<B>(
             // HEAD needs only the length, which the descriptor's metadata already gave.
             builder
                 .header(header::CONTENT_LENGTH, stat.st_size)
-                .body(body(Bytes::new()))
+                .body(Bytes::new())
         } else {
             let mut bytes = Vec::with_capacity(usize::try_from(stat.st_size).unwrap_or(0));
             let mut file = std::fs::File::from(fd);
@@ -437,7 +462,7 @@ fn small_file<B>(
             }
             builder
                 .header(header::CONTENT_LENGTH, bytes.len())
-                .body(body(Bytes::from(bytes)))
+                .body(Bytes::from(bytes))
         }
     };
     // Every header above is valid, so building cannot fail.
