@@ -544,11 +544,19 @@ impl FrontDoor {
             }
         }
         let empty = is_head || body.is_empty();
-        session.write_response_header(Box::new(head), empty).await?;
-        if !empty {
-            session.write_response_body(Some(body), true).await?;
+        let mut written = session.write_response_header(Box::new(head), empty).await;
+        if written.is_ok() && !empty {
+            written = session.write_response_body(Some(body), true).await;
         }
-        Ok(())
+        match written {
+            // The browser left (a tab closed, a reload started): nothing to say about it.
+            Err(e) if e.esource() == &ErrorSource::Downstream => {
+                tracing::debug!("a file's answer was cut short: {e}");
+                session.set_keepalive(None);
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// Starts rewriting a page: its head now, its body chunk by chunk in

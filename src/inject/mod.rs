@@ -29,9 +29,12 @@ pub use html::escape_html;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
 use lol_html::html_content::{ContentType, EndTag};
-use lol_html::send::{Element, HtmlRewriter, Settings};
-use lol_html::{AsciiCompatibleEncoding, MemorySettings, element, end, end_tag};
+use lol_html::send::{Element, ElementContentHandlers, HtmlRewriter, Settings};
+use lol_html::{AsciiCompatibleEncoding, HandlerResult, MemorySettings, Selector, end, end_tag};
 
 use crate::hub::routes;
 
@@ -297,6 +300,42 @@ pub fn charset_supported(label: Option<&str>) -> bool {
     }
 }
 
+/// The selectors the injector matches, parsed once: parsing them for every page was a
+/// measurable part of serving one.
+struct Selectors {
+    head_child: Selector,
+    body_child: Selector,
+    head: Selector,
+    present: Selector,
+    nonce: Selector,
+    template: Selector,
+    body: Selector,
+}
+
+static SELECTORS: LazyLock<Selectors> = LazyLock::new(|| {
+    let parse = |selector: &str| selector.parse().expect("relive's selectors are valid");
+    Selectors {
+        head_child: parse("head > *"),
+        body_child: parse("body > *"),
+        head: parse("head"),
+        present: parse("script[data-relive]"),
+        nonce: parse("script[nonce]"),
+        template: parse("template"),
+        body: parse("body"),
+    }
+});
+
+/// An element handler for one of the parsed [`SELECTORS`].
+fn on<'h>(
+    selector: &'static Selector,
+    handler: impl FnMut(&mut Element<'_, '_>) -> HandlerResult + Send + 'h,
+) -> (Cow<'static, Selector>, ElementContentHandlers<'h>) {
+    (
+        Cow::Borrowed(selector),
+        ElementContentHandlers::default().element(handler),
+    )
+}
+
 fn settings(
     tag: ClientTag,
     header_nonce: Option<String>,
@@ -340,9 +379,9 @@ fn settings(
     // Registered first: lol_html runs an element's handlers in this order, so an early place
     // sees the element before the template depth counts it.
     Settings::new_send()
-        .append_element_content_handler(element!("head > *", head_child))
-        .append_element_content_handler(element!("body > *", body_child))
-        .append_element_content_handler(element!("head", move |el: &mut Element| {
+        .append_element_content_handler(on(&SELECTORS.head_child, head_child))
+        .append_element_content_handler(on(&SELECTORS.body_child, body_child))
+        .append_element_content_handler(on(&SELECTORS.head, move |el: &mut Element| {
             let (state, tag_for) = head_end.clone();
             el.on_end_tag(end_tag!(move |end: &mut EndTag| {
                 if end.name().eq_ignore_ascii_case("head") && state.early_allowed() && state.claim()
@@ -352,11 +391,11 @@ fn settings(
                 Ok(())
             }))
         }))
-        .append_element_content_handler(element!("script[data-relive]", move |_el| {
+        .append_element_content_handler(on(&SELECTORS.present, move |_el| {
             present.already_present.store(true, Ordering::Relaxed);
             Ok(())
         }))
-        .append_element_content_handler(element!("script[nonce]", move |el: &mut Element| {
+        .append_element_content_handler(on(&SELECTORS.nonce, move |el: &mut Element| {
             let mut slot = nonce
                 .page_nonce
                 .lock()
@@ -366,7 +405,7 @@ fn settings(
             }
             Ok(())
         }))
-        .append_element_content_handler(element!("template", move |el: &mut Element| {
+        .append_element_content_handler(on(&SELECTORS.template, move |el: &mut Element| {
             templates.template_depth.fetch_add(1, Ordering::Relaxed);
             let templates = templates.clone();
             el.on_end_tag(end_tag!(move |end: &mut EndTag| {
@@ -378,7 +417,7 @@ fn settings(
                 Ok(())
             }))
         }))
-        .append_element_content_handler(element!("body", move |el: &mut Element| {
+        .append_element_content_handler(on(&SELECTORS.body, move |el: &mut Element| {
             let body = body.clone();
             let tag_for = tag_for.clone();
             el.on_end_tag(end_tag!(move |end: &mut EndTag| {

@@ -185,15 +185,39 @@ impl StaticFiles {
     /// symlinks, `..` above the root, magic links).
     #[cfg(target_os = "linux")]
     fn open_by_kernel(&self, relative: &Path) -> nix::Result<Opened> {
-        use nix::fcntl::{OpenHow, ResolveFlag, openat2};
-        let root = nix::fcntl::open(
+        use nix::fcntl::{AT_FDCWD, OpenHow, ResolveFlag, openat2};
+        // Most paths pass no symlink at all, the root's included: then the real path is the
+        // root's joined with `relative`, with no need to ask the kernel for it.
+        let strict = ResolveFlag::RESOLVE_NO_SYMLINKS;
+        let root_flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let strict_root = openat2(
+            AT_FDCWD,
             &self.root,
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )?;
-        let how = OpenHow::new()
-            .flags(read_flags())
-            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+            OpenHow::new().flags(root_flags).resolve(strict),
+        );
+        let (root, no_symlink_above) = match strict_root {
+            Ok(root) => (root, true),
+            // A symlink in the root's own path now: its real path is asked for below.
+            Err(_) => (
+                nix::fcntl::open(&self.root, root_flags, Mode::empty())?,
+                false,
+            ),
+        };
+        let beneath = ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS;
+        if no_symlink_above {
+            let plain = OpenHow::new().flags(read_flags()).resolve(beneath | strict);
+            match openat2(&root, relative, plain) {
+                Ok(fd) => {
+                    return Ok(Opened {
+                        fd,
+                        real: self.root.join(relative),
+                    });
+                }
+                Err(Errno::ELOOP) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let how = OpenHow::new().flags(read_flags()).resolve(beneath);
         let fd = openat2(&root, relative, how)?;
         // What the descriptor really is, as the kernel resolved it.
         let real = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
@@ -201,10 +225,6 @@ impl StaticFiles {
         Ok(Opened { fd, real })
     }
 
-    /// Walks `relative` from the root one name at a time, each opened with `O_NOFOLLOW` in the
-    /// directory opened before it. A symlink is read and its target walked in its place, as
-    /// long as it is relative and stays inside; an absolute one, or a `..` above the root, is
-    /// refused as `RESOLVE_BENEATH` refuses it (`EXDEV`).
     fn open_by_walking(&self, relative: &Path) -> nix::Result<Opened> {
         let root = nix::fcntl::open(&self.root, read_flags() | OFlag::O_DIRECTORY, Mode::empty())?;
         let mut todo: VecDeque<OsString> = VecDeque::new();
