@@ -378,6 +378,14 @@ fn publish_state(listening: &Listening) -> Option<crate::app::state::Guard> {
     }
 }
 
+/// The front door's listener. Its write buffer holds a response head and a small body (a page's
+/// first chunk, a stylesheet) so they leave in one write; pingora's default (one segment,
+/// 1,460 bytes) sends the head alone and the body after it.
+fn listener(addr: SocketAddr) -> pingora::listeners::ListenerConfig {
+    let buffers = pingora::protocols::l4::stream::L4BufferSettings::default().write(16 * 1024);
+    pingora::listeners::ListenerConfig::tcp(addr.to_string()).l4_buffer(buffers)
+}
+
 /// Runs pingora on its own thread (it builds its own runtimes) until `shutdown`.
 fn start_front_door(
     front_door: FrontDoor,
@@ -402,9 +410,9 @@ fn start_front_door(
             // HTTP/2 where the browser offers it; WebSockets still open over HTTP/1.1 (relive
             // does not offer extended CONNECT, so browsers use a separate connection for them).
             settings.enable_h2();
-            service.add_tls_with_settings(&addr.to_string(), None, settings);
+            service.add_listener(listener(addr).tls(settings));
         }
-        None => service.add_tcp(&addr.to_string()),
+        None => service.add_listener(listener(addr)),
     }
     server.add_service(service);
     server.bootstrap();

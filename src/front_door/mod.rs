@@ -548,15 +548,13 @@ impl FrontDoor {
         if written.is_ok() && !empty {
             written = session.write_response_body(Some(body), true).await;
         }
-        match written {
-            // The browser left (a tab closed, a reload started): nothing to say about it.
-            Err(e) if e.esource() == &ErrorSource::Downstream => {
-                tracing::debug!("a file's answer was cut short: {e}");
-                session.set_keepalive(None);
-                Ok(())
-            }
-            other => other,
+        if let Err(e) = written {
+            // Only the browser is written to here: it left (a tab closed, a reload started),
+            // and there is nothing to say about it.
+            tracing::debug!("a file's answer was cut short: {e}");
+            session.set_keepalive(None);
         }
+        Ok(())
     }
 
     /// Starts rewriting a page: its head now, its body chunk by chunk in
