@@ -4,8 +4,9 @@
 Starts nginx as the origin serving a fixed folder, nginx as a reverse proxy in front of it
 (proxy_pass with upstream keep-alive), nginx with sub_filter injecting a script tag before
 </body>, a bare pingora proxy with no hooks (benches/bare_pingora.rs: the proxy library relive
-is built on, alone), relive in front of the same origin, and relive's static mode on the same
-folder. Drives each with wrk at 1 and 50 connections for a small HTML page (injected by the
+is built on, alone), a bare pingora answering from the folder's files read into memory (the
+ceiling for a static server on pingora), relive in front of the same origin, and relive's static
+mode on the same folder. Drives each with wrk at 1 and 50 connections for a small HTML page (injected by the
 injecting rows; relive also once more with the page passed through, as for a fetch) and a 100 KB
 JS asset (passthrough), then prints requests/s, p50/p99 and relive's ratios to nginx, to bare
 pingora and to its own passthrough.
@@ -188,7 +189,7 @@ def main():
     os.mkdir(site)
     write_site(site)
     bare_bin = bench_binary("bare_pingora")
-    names = ["origin", "proxy", "subfilter", "bare", "relive", "static"]
+    names = ["origin", "proxy", "subfilter", "bare", "bare_files", "relive", "static"]
     if peers_bin:
         names += ["live_server", "bs_static", "bs_proxy"]
     ports = {name: free_port() for name in names}
@@ -214,11 +215,15 @@ def main():
         [bare_bin, "--listen", f"127.0.0.1:{ports['bare']}", "--upstream", f"127.0.0.1:{ports['origin']}"],
         cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     procs.append(subprocess.Popen(
+        [bare_bin, "--listen", f"127.0.0.1:{ports['bare_files']}", "--folder", site],
+        cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    procs.append(subprocess.Popen(
         [relive_bin, "--proxy", f"http://127.0.0.1:{ports['origin']}", "--port", str(ports["relive"]),
          "--strict-port", "--quiet"], cwd=work))
     procs.append(subprocess.Popen(
         [relive_bin, site, "--port", str(ports["static"]), "--strict-port", "--quiet", "--no-watch"], cwd=work))
-    pids = {"bare": procs[-3].pid, "relive": procs[-2].pid, "static": procs[-1].pid}
+    pids = {"bare": procs[-4].pid, "bare_files": procs[-3].pid, "relive": procs[-2].pid,
+            "static": procs[-1].pid}
     if peers_bin:
         quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
         bs = [os.path.join(peers_bin, "browser-sync"), "start", "--listen", "127.0.0.1", "--no-open",
@@ -243,6 +248,7 @@ def main():
         ("pingora, bare proxy", "bare", (), "bare"),
         ("relive --proxy", "relive", (), "relive"),
         ("relive --proxy, as fetch", "relive", ("Sec-Fetch-Mode: cors",), "relive_pass"),
+        ("pingora, files in memory", "bare_files", (), "bare_files"),
         ("relive static", "static", (), "static"),
     ]
     if peers_bin:
@@ -271,7 +277,9 @@ def main():
                        row("relive"), row("subfilter" if path.endswith(".html") else "proxy")),
                       ("relive --proxy / bare pingora", row("relive"), row("bare")),
                       ("bare pingora / nginx proxy_pass", row("bare"), row("proxy")),
-                      ("relive static / nginx direct", row("static"), row("origin"))]
+                      ("relive static / nginx direct", row("static"), row("origin")),
+                      ("pingora files in memory / nginx direct", row("bare_files"), row("origin")),
+                      ("relive static / pingora files in memory", row("static"), row("bare_files"))]
             if path.endswith(".html"):
                 ratios[1:1] = [
                     ("relive injecting / relive passing through", row("relive"), row("relive_pass")),

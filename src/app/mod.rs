@@ -331,7 +331,8 @@ async fn watch_config_file(
     shutdown: CancellationToken,
 ) {
     let mut last = started_with;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // Read every few seconds: often enough for a warning, rare enough for an idle relive.
+    let mut tick = tokio::time::interval(Duration::from_secs(3));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,

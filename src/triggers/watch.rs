@@ -228,8 +228,14 @@ pub enum WatchError {
 
 type Changes = mpsc::Receiver<notify::Result<notify::Event>>;
 
-/// How often relive checks that the watched folders still exist.
+/// How often relive checks that a watched folder that is gone is back.
 const ROOTS_CHECK: Duration = Duration::from_millis(500);
+
+/// How often relive checks that the watched folders still exist when none is missing. A
+/// folder removed or renamed away says so itself (its own watch reports it, and the check runs
+/// at once); this catches only what gives no event (a folder above it renamed), and keeps an
+/// idle relive from waking more than it must.
+const ROOTS_CHECK_IDLE: Duration = Duration::from_secs(5);
 
 /// Everything the watch loop owns.
 struct WatchLoop {
@@ -362,15 +368,24 @@ impl WatchLoop {
         shutdown: CancellationToken,
     ) {
         let mut debouncer = Debouncer::new(self.settings.debounce, MAX_WAIT);
-        let mut roots_check = tokio::time::interval(ROOTS_CHECK);
-        roots_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut roots_check = Instant::now() + ROOTS_CHECK_IDLE;
         loop {
             let deadline = debouncer.deadline();
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = roots_check.tick() => self.check_roots(&mut debouncer),
+                _ = tokio::time::sleep_until(roots_check) => {
+                    self.check_roots(&mut debouncer);
+                    let every = if self.lost.contains(&true) { ROOTS_CHECK } else { ROOTS_CHECK_IDLE };
+                    roots_check = Instant::now() + every;
+                }
                 change = changes.recv() => match change {
-                    Some(Ok(event)) => self.record(event, &mut debouncer),
+                    Some(Ok(event)) => {
+                        if event.paths.iter().any(|path| self.roots.contains(path)) {
+                            // A watched folder itself changed (removed, renamed): look now.
+                            roots_check = Instant::now();
+                        }
+                        self.record(event, &mut debouncer);
+                    }
                     Some(Err(error)) => tracing::warn!("file watching error: {error}"),
                     None => break,
                 },
