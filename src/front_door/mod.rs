@@ -540,6 +540,10 @@ impl FrontDoor {
                 if let Some(rewrite) = ctx.rewrite.take() {
                     let mut rewrite = rewrite.into_inner().unwrap_or_else(PoisonError::into_inner);
                     body = rewrite.write(Some(body), true)?;
+                    // The rewritten page is whole here: its exact length lets the head and the
+                    // body leave in one write, where chunks took several.
+                    head.remove_header(&header::TRANSFER_ENCODING);
+                    head.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
                 }
             }
         }
