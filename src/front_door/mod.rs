@@ -256,25 +256,7 @@ impl ProxyHttp for FrontDoor {
             rewrite_location(upstream, request, response, self.https)?;
             rules::revalidate_by_default(response)?;
         }
-        let decision = policy::for_response(
-            &request.method,
-            request.uri.path(),
-            &request.headers,
-            response.status,
-            &response.headers,
-        );
-        match decision {
-            Decision::Pass => Ok(()),
-            Decision::HeadOfPage => {
-                response.remove_header(&header::CONTENT_LENGTH);
-                Ok(())
-            }
-            Decision::Inject(page) => {
-                self.report_csp(request, response);
-                let client_http11 = request.version == Version::HTTP_11;
-                self.start_rewrite(page, response, ctx, client_http11)
-            }
-        }
+        self.decide(request, response, ctx)
     }
 
     /// Rewrites each body chunk of a page; passes every other body untouched.
@@ -522,30 +504,14 @@ impl FrontDoor {
         }
         let request = session.req_header();
         let is_head = request.method == http::Method::HEAD;
-        let decision = policy::for_response(
-            &request.method,
-            request.uri.path(),
-            &request.headers,
-            head.status,
-            &head.headers,
-        );
-        match decision {
-            Decision::Pass => {}
-            Decision::HeadOfPage => {
-                head.remove_header(&header::CONTENT_LENGTH);
-            }
-            Decision::Inject(page) => {
-                let client_http11 = request.version == Version::HTTP_11;
-                self.start_rewrite(page, &mut head, ctx, client_http11)?;
-                if let Some(rewrite) = ctx.rewrite.take() {
-                    let mut rewrite = rewrite.into_inner().unwrap_or_else(PoisonError::into_inner);
-                    body = rewrite.write(Some(body), true)?;
-                    // The rewritten page is whole here: its exact length lets the head and the
-                    // body leave in one write, where chunks took several.
-                    head.remove_header(&header::TRANSFER_ENCODING);
-                    head.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
-                }
-            }
+        self.decide(request, &mut head, ctx)?;
+        if let Some(rewrite) = ctx.rewrite.take() {
+            let mut rewrite = rewrite.into_inner().unwrap_or_else(PoisonError::into_inner);
+            body = rewrite.write(Some(body), true)?;
+            // The rewritten page is whole here: its exact length lets the head and the body
+            // leave in one write, where chunks took several.
+            head.remove_header(&header::TRANSFER_ENCODING);
+            head.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
         }
         let empty = is_head || body.is_empty();
         let mut written = session.write_response_header(Box::new(head), empty).await;
@@ -559,6 +525,36 @@ impl FrontDoor {
             session.set_keepalive(None);
         }
         Ok(())
+    }
+
+    /// Takes the one decision for a response on its way to the browser (proxied, or a file
+    /// answered here) and edits its head for it; a page to inject gets its rewrite started in
+    /// `ctx.rewrite`.
+    fn decide(
+        &self,
+        request: &RequestHeader,
+        response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let decision = policy::for_response(
+            &request.method,
+            request.uri.path(),
+            &request.headers,
+            response.status,
+            &response.headers,
+        );
+        match decision {
+            Decision::Pass => Ok(()),
+            Decision::HeadOfPage => {
+                response.remove_header(&header::CONTENT_LENGTH);
+                Ok(())
+            }
+            Decision::Inject(page) => {
+                self.report_csp(request, response);
+                let client_http11 = request.version == Version::HTTP_11;
+                self.start_rewrite(page, response, ctx, client_http11)
+            }
+        }
     }
 
     /// Starts rewriting a page: its head now, its body chunk by chunk in
