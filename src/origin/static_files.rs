@@ -225,6 +225,10 @@ impl StaticFiles {
         Ok(Opened { fd, real })
     }
 
+    /// Walks `relative` from the root one name at a time, each opened with `O_NOFOLLOW` in the
+    /// directory opened before it. A symlink is read and its target walked in its place, as
+    /// long as it is relative and stays inside; an absolute one, or a `..` above the root, is
+    /// refused as `RESOLVE_BENEATH` refuses it (`EXDEV`).
     fn open_by_walking(&self, relative: &Path) -> nix::Result<Opened> {
         let root = nix::fcntl::open(&self.root, read_flags() | OFlag::O_DIRECTORY, Mode::empty())?;
         let mut todo: VecDeque<OsString> = VecDeque::new();
@@ -461,8 +465,7 @@ fn small_file(
     let builder = Response::builder()
         .header(header::ETAG, &etag)
         .header(header::LAST_MODIFIED, &last_modified)
-        .header(header::ACCEPT_RANGES, "bytes")
-        .header(header::CACHE_CONTROL, "no-cache");
+        .header(header::ACCEPT_RANGES, "bytes");
     let built = if unchanged {
         builder.status(StatusCode::NOT_MODIFIED).body(Bytes::new())
     } else {
@@ -486,7 +489,9 @@ fn small_file(
         }
     };
     // Every header above is valid, so building cannot fail.
-    Ok(built.expect("a valid response"))
+    let mut built = built.expect("a valid response");
+    revalidate(built.headers_mut());
+    Ok(built)
 }
 
 /// A resolved path component that may be served (no dot-names but `.well-known`).
