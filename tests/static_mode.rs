@@ -114,6 +114,8 @@ async fn assets_are_byte_identical_to_the_files() {
             response.header("content-length"),
             Some(response.body.len().to_string().as_str())
         );
+        // Revalidated every time: a heuristically cached copy would survive a reload.
+        assert_eq!(response.header("cache-control"), Some("no-cache"), "{path}");
     }
 }
 
