@@ -515,3 +515,140 @@ async fn ranges_conditional_requests_and_folder_redirects() {
     assert_eq!(hidden.status, 404, "a symlink to a dotfile is the dotfile");
     assert!(!hidden.text().contains("SECRET"));
 }
+
+/// The file cache's figures from `/__relive/status`.
+async fn cache_figures(relive: &Relive) -> serde_json::Value {
+    let status = get(relive.addr, "/__relive/status", &[]).await;
+    let status: serde_json::Value = serde_json::from_str(&status.text()).unwrap();
+    status["file_cache"].clone()
+}
+
+/// Asks for `paths` until the file cache keeps all of them (it keeps a file only once its last
+/// change is a few seconds old), then returns the answers served from it.
+async fn kept(relive: &Relive, paths: &[&str]) -> Vec<common::Response> {
+    let deadline = std::time::Instant::now() + common::PATIENCE;
+    loop {
+        let before = cache_figures(relive).await;
+        let mut answers = Vec::new();
+        for path in paths {
+            answers.push(get(relive.addr, path, &[]).await);
+        }
+        let after = cache_figures(relive).await;
+        let hits = after["hits"].as_u64().unwrap() - before["hits"].as_u64().unwrap();
+        if hits == paths.len() as u64 {
+            return answers;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cache never kept {paths:?}: {after}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_kept_file_is_never_served_stale() {
+    // Every way a file changes under a kept copy, without the watcher's help (`--no-watch`):
+    // each change is seen by the very next request.
+    let dir = site();
+    let root = dir.path();
+    std::fs::create_dir(root.join("docs")).unwrap();
+    let files = [
+        "in-place.txt",
+        "old-mtime.txt",
+        "renamed.txt",
+        "deleted.txt",
+        "symlinked.txt",
+        "docs/index.html",
+    ];
+    for name in files {
+        std::fs::write(root.join(name), "version A").unwrap();
+    }
+    std::fs::write(root.join("other.txt"), "version B").unwrap();
+    let paths = [
+        "/in-place.txt",
+        "/old-mtime.txt",
+        "/renamed.txt",
+        "/deleted.txt",
+        "/symlinked.txt",
+        "/docs/",
+    ];
+    let relive = Relive::start(&[".", "--no-watch"], root);
+
+    let answers = kept(&relive, &paths).await;
+    for answer in &answers {
+        assert_eq!(answer.status, 200);
+        assert!(answer.text().contains("version A"), "{}", answer.text());
+    }
+    // A kept file still answers a conditional request, and HEAD, as a read one does.
+    let etag = answers[0].header("etag").unwrap().to_owned();
+    let again = get(relive.addr, "/in-place.txt", &[("If-None-Match", &etag)]).await;
+    assert_eq!(again.status, 304);
+    let head = request(relive.addr, "HEAD", "/in-place.txt", &[]).await;
+    assert_eq!(head.header("content-length"), Some("9"));
+    // A page from the cache is injected as a read one is: one tag, every time.
+    for _ in 0..2 {
+        let page = get(relive.addr, "/docs/", NAVIGATION).await;
+        assert_eq!(
+            page.text().matches("data-relive").count(),
+            1,
+            "{}",
+            page.text()
+        );
+    }
+
+    // The same size each time, so that only the file's identity tells the versions apart.
+    std::fs::write(root.join("in-place.txt"), "version B").unwrap();
+    let old = std::fs::metadata(root.join("old-mtime.txt"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    std::fs::write(root.join("old-mtime.txt"), "version B").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(root.join("old-mtime.txt"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    std::fs::write(root.join("renamed.tmp"), "version B").unwrap();
+    std::fs::rename(root.join("renamed.tmp"), root.join("renamed.txt")).unwrap();
+    std::fs::remove_file(root.join("deleted.txt")).unwrap();
+    std::fs::remove_file(root.join("symlinked.txt")).unwrap();
+    std::os::unix::fs::symlink("other.txt", root.join("symlinked.txt")).unwrap();
+    std::fs::write(root.join("docs/index.html"), "version B").unwrap();
+
+    for path in paths {
+        let answer = get(relive.addr, path, &[]).await;
+        if path == "/deleted.txt" {
+            assert_eq!(answer.status, 404, "{path}");
+        } else {
+            // (The folder's page gets the client tag after its text.)
+            assert!(answer.text().starts_with("version B"), "{path}");
+        }
+    }
+    let again = get(relive.addr, "/in-place.txt", &[("If-None-Match", &etag)]).await;
+    assert_eq!(again.status, 200, "the old tag of a changed file");
+
+    // Kept again with the new content (a file reached through a symlink is not kept: what the
+    // symlink names can change while both files stay the same).
+    let kept_paths = ["/in-place.txt", "/old-mtime.txt", "/renamed.txt", "/docs/"];
+    for answer in kept(&relive, &kept_paths).await {
+        assert!(answer.text().starts_with("version B"));
+    }
+    let figures = cache_figures(&relive).await;
+    assert_eq!(figures["files"], kept_paths.len(), "{figures}");
+}
+
+#[tokio::test]
+async fn the_watcher_empties_the_cache_at_a_change() {
+    let dir = site();
+    std::fs::write(dir.path().join("a.txt"), "a").unwrap();
+    let relive = start(dir.path());
+    let (mut socket, _) = connect_and_hello(relive.addr).await;
+    kept(&relive, &["/a.txt", "/app.js"]).await;
+    assert_eq!(cache_figures(&relive).await["files"], 2);
+    std::fs::write(dir.path().join("other.txt"), "changed").unwrap();
+    // The change reached the tabs, so the watcher has seen it.
+    assert_eq!(next_event(&mut socket).await["type"], "reload");
+    assert_eq!(cache_figures(&relive).await["files"], 0);
+}

@@ -160,7 +160,7 @@ pub async fn run(
     let cert = front_door_cert(&config, &lan)?;
     let front_door = FrontDoor {
         upstream: upstream.clone(),
-        files,
+        files: files.clone(),
         origin: origin_addr,
         tag,
         hub: hub.clone(),
@@ -189,10 +189,12 @@ pub async fn run(
         defer_to: upstream.clone().filter(|_| config.defer_to_hmr),
         page_loads,
     };
+    let forget_files = files.clone();
     let trigger_tasks = triggers::start(
         config.watch.as_ref(),
         config.build.clone(),
         route,
+        Arc::new(move || forget_files.iter().for_each(|files| files.forget())),
         shutdown.clone(),
     )
     .await?;

@@ -9,6 +9,7 @@
 
 mod access;
 pub mod control;
+mod file_cache;
 pub mod pages;
 pub mod sse;
 pub mod static_files;
@@ -182,6 +183,7 @@ impl Origin {
             "counters": counters,
             "events": events,
             "watching": self.watching,
+            "file_cache": self.files.as_ref().map(|files| files.cache_figures()),
             "upstream": self.socket.upstream.as_ref().map(|upstream| {
                 let snapshot = upstream.snapshot();
                 serde_json::json!({

@@ -14,6 +14,7 @@ use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
@@ -24,6 +25,9 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::{FileStat, Mode};
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
+
+pub use super::file_cache::Figures;
+use super::file_cache::{FileCache, Identity};
 
 /// Why a request path is refused before the file system is touched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +95,7 @@ pub struct StaticFiles {
     // Only Linux has a kernel way to choose; elsewhere every open walks.
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     beneath: Beneath,
+    cache: FileCache<Small>,
 }
 
 /// What serving a request came to.
@@ -160,7 +165,11 @@ impl StaticFiles {
     /// Like `new`, with the way files are opened chosen.
     pub fn opening(root: &Path, beneath: Beneath) -> std::io::Result<StaticFiles> {
         let root = std::fs::canonicalize(root)?;
-        Ok(StaticFiles { root, beneath })
+        Ok(StaticFiles {
+            root,
+            beneath,
+            cache: FileCache::default(),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -371,19 +380,63 @@ impl StaticFiles {
         path: &str,
         headers: &http::HeaderMap,
     ) -> Option<Response<Bytes>> {
-        if method != http::Method::GET && method != http::Method::HEAD {
+        if !plain(method, headers) {
             return None;
         }
+        if let Some(kept) = self.cache.fresh(path) {
+            return Some(kept.value.respond(method, headers));
+        }
+        // Taken before the file's identity: what is read may be kept only if the file's last
+        // change lies well before this moment.
+        let read_at = SystemTime::now();
         let (opened, stat) = self.resolve(path, None).ok()?;
         let mime = mime_guess::from_path(&opened.real).first_or_octet_stream();
-        small_file(method, headers, opened.fd, &stat, &mime).ok()
+        let mut small = Small::of(&stat, &mime)?;
+        if small.needs_body(method, headers) {
+            small.read(opened.fd).ok()?;
+            if self.reached_without_symlinks(path, &opened.real) {
+                let size = small.body.as_ref().map_or(0, Bytes::len);
+                let identity = Identity::of(&stat);
+                let kept = small.clone();
+                self.cache
+                    .keep(path, &opened.real, identity, read_at, size, kept);
+            }
+        }
+        Some(small.respond(method, headers))
+    }
+
+    /// Whether `real` is what `path` names beneath the root with no symlink on the way (a
+    /// folder's `index.html` included), so that the path cannot come to name another file
+    /// while that file stays the same.
+    fn reached_without_symlinks(&self, path: &str, real: &Path) -> bool {
+        let Ok(segments) = check_path(path) else {
+            return false;
+        };
+        let mut named: PathBuf = self.root.clone();
+        named.extend(segments.iter().filter(|s| !s.is_empty()));
+        if path.ends_with('/') {
+            named.push("index.html");
+        }
+        named == real
+    }
+
+    /// The file cache's figures, for `/__relive/status`.
+    pub fn cache_figures(&self) -> Figures {
+        self.cache.figures()
+    }
+
+    /// Empties the file cache: the watcher saw a change.
+    pub fn forget(&self) {
+        self.cache.forget();
     }
 }
 
 /// Revalidate every time: a stale stylesheet or script from the browser's heuristic cache would
 /// make a reload show old content.
+const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
+
 fn revalidate(headers: &mut http::HeaderMap) {
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::CACHE_CONTROL, NO_CACHE);
 }
 
 /// A path that opens the file `fd` is open on, not a name that could be swapped meanwhile.
@@ -421,12 +474,113 @@ pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 /// Files up to this size are read in one go on the spot; larger ones are streamed.
 const SMALL_FILE: i64 = 256 * 1024;
 
-/// Answers a plain `GET`/`HEAD` for a small regular file straight from its descriptor: one
-/// read from the page cache, no hand-off to the blocking pool (the hand-offs were most of a
-/// static request's cost). Each answer carries an `ETag` made from the size and the
-/// modification time to the nanosecond, and `If-None-Match` is checked against it first: a
-/// stylesheet saved twice within one second must not look unchanged, as it would to
-/// `Last-Modified` (whole seconds), which is still sent but never checked.
+/// Whether a request asks for the whole file with no precondition but `If-None-Match` (and
+/// `If-Modified-Since`, never honoured): the requests a small file is answered to here.
+fn plain(method: &http::Method, headers: &http::HeaderMap) -> bool {
+    (method == http::Method::GET || method == http::Method::HEAD)
+        && [
+            header::RANGE,
+            header::IF_RANGE,
+            header::IF_MATCH,
+            header::IF_UNMODIFIED_SINCE,
+        ]
+        .iter()
+        .all(|h| !headers.contains_key(h))
+}
+
+/// A small regular file's answer before a request has its say: its validators, its type, its
+/// length and (once read) its bytes. What the file cache keeps.
+#[derive(Clone)]
+pub struct Small {
+    etag: HeaderValue,
+    last_modified: HeaderValue,
+    content_type: HeaderValue,
+    len: u64,
+    body: Option<Bytes>,
+}
+
+impl Small {
+    /// The answer for a file with metadata `stat`, if it is a small regular file. Its `ETag` is
+    /// made from the size and the modification time to the nanosecond, and `If-None-Match` is
+    /// checked against it: a stylesheet saved twice within one second must not look unchanged,
+    /// as it would to `Last-Modified` (whole seconds), which is still sent but never checked.
+    fn of(stat: &FileStat, mime: &mime_guess::Mime) -> Option<Small> {
+        let regular = nix::sys::stat::SFlag::from_bits_truncate(stat.st_mode)
+            .contains(nix::sys::stat::SFlag::S_IFREG);
+        if !regular || stat.st_size > SMALL_FILE {
+            return None;
+        }
+        let modified = std::time::UNIX_EPOCH
+            + std::time::Duration::from_secs(u64::try_from(stat.st_mtime).unwrap_or(0));
+        let etag = format!(
+            "\"{:x}-{:x}.{:x}\"",
+            stat.st_size, stat.st_mtime, stat.st_mtime_nsec
+        );
+        Some(Small {
+            etag: HeaderValue::try_from(etag).ok()?,
+            last_modified: HeaderValue::try_from(httpdate::fmt_http_date(modified)).ok()?,
+            content_type: HeaderValue::try_from(mime.as_ref()).ok()?,
+            len: u64::try_from(stat.st_size).ok()?,
+            body: None,
+        })
+    }
+
+    /// Whether the request's `If-None-Match` names this file as it is (a `304`).
+    fn unchanged_for(&self, headers: &http::HeaderMap) -> bool {
+        // `If-Modified-Since` is never honoured: the front door drops it from every request
+        // it forwards, and answers these itself by the same rule.
+        let etag = self.etag.to_str().unwrap_or_default();
+        headers
+            .get(header::IF_NONE_MATCH)
+            .and_then(|tags| tags.to_str().ok())
+            .is_some_and(|tags| etag_matches(tags, etag))
+    }
+
+    /// Whether answering `method` with `headers` needs the file's bytes.
+    fn needs_body(&self, method: &http::Method, headers: &http::HeaderMap) -> bool {
+        method == http::Method::GET && self.body.is_none() && !self.unchanged_for(headers)
+    }
+
+    /// Reads the file's bytes from `fd`: one read from the page cache, no hand-off to the
+    /// blocking pool (the hand-offs were most of a static request's cost).
+    fn read(&mut self, fd: OwnedFd) -> Result<(), OwnedFd> {
+        let mut bytes = Vec::with_capacity(usize::try_from(self.len).unwrap_or(0));
+        let mut file = std::fs::File::from(fd);
+        if std::io::Read::read_to_end(&mut file, &mut bytes).is_err() {
+            return Err(file.into());
+        }
+        self.len = bytes.len() as u64;
+        self.body = Some(Bytes::from(bytes));
+        Ok(())
+    }
+
+    /// The answer to a plain `GET`/`HEAD` (the body must have been read for a `GET` `200`).
+    fn respond(&self, method: &http::Method, headers: &http::HeaderMap) -> Response<Bytes> {
+        let builder = Response::builder()
+            .header(header::ETAG, &self.etag)
+            .header(header::LAST_MODIFIED, &self.last_modified)
+            .header(header::ACCEPT_RANGES, "bytes")
+            .header(header::CACHE_CONTROL, NO_CACHE);
+        let built = if self.unchanged_for(headers) {
+            builder.status(StatusCode::NOT_MODIFIED).body(Bytes::new())
+        } else {
+            let builder = builder
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, &self.content_type)
+                .header(header::CONTENT_LENGTH, self.len);
+            let body = match method {
+                // HEAD needs only the length, which the descriptor's metadata already gave.
+                &http::Method::HEAD => Bytes::new(),
+                _ => self.body.clone().unwrap_or_default(),
+            };
+            builder.body(body)
+        };
+        // Every header above is valid, so building cannot fail.
+        built.expect("a valid response")
+    }
+}
+
+/// Answers a plain `GET`/`HEAD` for a small regular file straight from its descriptor.
 /// Anything else (ranges, other preconditions, large files) goes back as `Err(fd)`.
 fn small_file(
     method: &http::Method,
@@ -435,63 +589,13 @@ fn small_file(
     stat: &FileStat,
     mime: &mime_guess::Mime,
 ) -> Result<Response<Bytes>, OwnedFd> {
-    let regular = nix::sys::stat::SFlag::from_bits_truncate(stat.st_mode)
-        .contains(nix::sys::stat::SFlag::S_IFREG);
-    let plain = [
-        header::RANGE,
-        header::IF_RANGE,
-        header::IF_MATCH,
-        header::IF_UNMODIFIED_SINCE,
-    ]
-    .iter()
-    .all(|h| !headers.contains_key(h));
-    let head = method == http::Method::HEAD;
-    if !regular || !plain || stat.st_size > SMALL_FILE || !(head || method == http::Method::GET) {
+    let Some(mut small) = Small::of(stat, mime).filter(|_| plain(method, headers)) else {
         return Err(fd);
-    }
-    let modified = std::time::UNIX_EPOCH
-        + std::time::Duration::from_secs(u64::try_from(stat.st_mtime).unwrap_or(0));
-    let last_modified = httpdate::fmt_http_date(modified);
-    let etag = format!(
-        "\"{:x}-{:x}.{:x}\"",
-        stat.st_size, stat.st_mtime, stat.st_mtime_nsec
-    );
-    // `If-Modified-Since` is never honoured: the front door drops it from every request it
-    // forwards, and answers these itself by the same rule.
-    let unchanged = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|tags| tags.to_str().ok())
-        .is_some_and(|tags| etag_matches(tags, &etag));
-    let builder = Response::builder()
-        .header(header::ETAG, &etag)
-        .header(header::LAST_MODIFIED, &last_modified)
-        .header(header::ACCEPT_RANGES, "bytes");
-    let built = if unchanged {
-        builder.status(StatusCode::NOT_MODIFIED).body(Bytes::new())
-    } else {
-        let builder = builder
-            .status(StatusCode::OK)
-            .header(header::CONTENT_TYPE, mime.as_ref());
-        if head {
-            // HEAD needs only the length, which the descriptor's metadata already gave.
-            builder
-                .header(header::CONTENT_LENGTH, stat.st_size)
-                .body(Bytes::new())
-        } else {
-            let mut bytes = Vec::with_capacity(usize::try_from(stat.st_size).unwrap_or(0));
-            let mut file = std::fs::File::from(fd);
-            if std::io::Read::read_to_end(&mut file, &mut bytes).is_err() {
-                return Err(file.into());
-            }
-            builder
-                .header(header::CONTENT_LENGTH, bytes.len())
-                .body(Bytes::from(bytes))
-        }
     };
-    // Every header above is valid, so building cannot fail.
-    let mut built = built.expect("a valid response");
-    revalidate(built.headers_mut());
-    Ok(built)
+    if small.needs_body(method, headers) {
+        small.read(fd)?;
+    }
+    Ok(small.respond(method, headers))
 }
 
 /// A resolved path component that may be served (no dot-names but `.well-known`).

@@ -36,6 +36,10 @@ use crate::config::WatchSettings;
 use crate::hub::protocol::LoopCause;
 use loop_guard::{BUILD_SLACK, CAUSE_SLACK, LoopGuard};
 
+/// Told of every file change the moment it is seen, before debouncing (static mode empties its
+/// file cache with it).
+pub type OnChange = std::sync::Arc<dyn Fn() + Send + Sync>;
+
 /// Starts watching `watch` (when set) and the task that takes each batch along the route:
 /// through `build` first when there is a build command. Returns the tasks to await on
 /// shutdown.
@@ -43,13 +47,14 @@ pub async fn start(
     watch: Option<&WatchSettings>,
     build: Option<String>,
     route: Route,
+    on_change: OnChange,
     shutdown: CancellationToken,
 ) -> Result<Vec<JoinHandle<()>>, WatchError> {
     let (changes, batches) = mpsc::channel(16);
     let mut tasks = Vec::new();
     match watch {
         Some(settings) => {
-            tasks.push(watch::spawn(settings.clone(), changes, shutdown.clone()).await?)
+            tasks.push(watch::spawn(settings.clone(), changes, on_change, shutdown.clone()).await?)
         }
         // Nothing will send changes: the consumer below finishes on its own.
         None => drop(changes),

@@ -250,6 +250,7 @@ struct WatchLoop {
     /// The polling thread, when polling.
     poller: Option<std::thread::JoinHandle<()>>,
     settings: WatchSettings,
+    on_change: super::OnChange,
 }
 
 /// Starts watching; the returned task runs until `shutdown` and sends the events each batch
@@ -257,6 +258,7 @@ struct WatchLoop {
 pub async fn spawn(
     settings: WatchSettings,
     sink: mpsc::Sender<ChangeSet>,
+    on_change: super::OnChange,
     shutdown: CancellationToken,
 ) -> Result<tokio::task::JoinHandle<()>, WatchError> {
     let mut roots = Vec::new();
@@ -280,6 +282,7 @@ pub async fn spawn(
         watcher: None,
         poller: None,
         settings,
+        on_change,
     };
     if !state.settings.poll {
         state.watch_natively(sender.clone());
@@ -437,6 +440,7 @@ impl WatchLoop {
                     "the watched folder {} is back; watching it again",
                     root.display()
                 );
+                (self.on_change)();
                 debouncer.add_everything(Instant::now());
             }
         }
@@ -445,6 +449,7 @@ impl WatchLoop {
     fn record(&mut self, event: notify::Event, debouncer: &mut Debouncer) {
         let now = Instant::now();
         if event.need_rescan() {
+            (self.on_change)();
             debouncer.add_everything(now);
             return;
         }
@@ -469,6 +474,7 @@ impl WatchLoop {
             {
                 tracing::warn!("cannot watch new directory {}: {error}", path.display());
             }
+            (self.on_change)();
             debouncer.add(path, now);
         }
     }
