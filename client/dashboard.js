@@ -97,6 +97,9 @@ function render(status) {
   counters.textContent = "";
   const names = {
     reloads: "reloads",
+    morphs: "page updates",
+    pages_morphed: "tabs morphed",
+    morph_fallbacks: "tabs reloaded instead",
     css_swaps: "CSS swaps",
     image_swaps: "image swaps",
     builds: "builds",

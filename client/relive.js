@@ -1,7 +1,8 @@
 // relive browser client: served at /__relive/client.js and loaded by the one <script> tag
 // relive adds to each page. It keeps a connection to relive open (a WebSocket, or an event
 // stream where WebSockets are blocked), reloads the page on `reload` (keeping scroll positions
-// and typed form values), swaps stylesheets and images in place, reconnects with backoff and
+// and typed form values), updates it in place on `morph` (morph.js, joined below), swaps
+// stylesheets and images in place, reconnects with backoff and
 // catches up on what it missed (from the moment the page was served), shows a small status
 // badge and the banner when relive stops a reload loop, and reports the page's runtime errors
 // to relive's terminal.
@@ -55,6 +56,9 @@ const state = (globalThis.__relive = {
   lastHeard: 0,
   rttMs: null,
   updates: 0,
+  // Pages updated in place, and the last one's figures ({ changes, ms, fetch_ms }).
+  morphs: 0,
+  lastMorph: null,
   // Reloads are held while true (a debugging aid; relive's loop guard works on the server).
   paused: false,
   // The reload loop relive stopped, as its `loop_stopped` event says ({ paths, cause, fix }).
@@ -292,6 +296,9 @@ function handle(event) {
       return;
     case "reload":
       reload(event.data.reason);
+      return;
+    case "morph":
+      morphPage(event.data);
       return;
     case "css":
       swapStylesheets(event.data.paths || []);

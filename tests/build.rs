@@ -31,7 +31,7 @@ fn kinds(events: &[(String, serde_json::Value)]) -> Vec<&str> {
 }
 
 #[tokio::test]
-async fn a_successful_build_streams_its_output_then_reloads() {
+async fn a_successful_build_streams_its_output_then_updates_the_tabs() {
     let dir = site();
     let relive = Relive::start(
         &[
@@ -45,10 +45,10 @@ async fn a_successful_build_streams_its_output_then_reloads() {
     );
     let (mut socket, _) = connect_and_hello(relive.addr).await;
     std::fs::write(dir.path().join("index.html"), "<p>v2</p>").unwrap();
-    let events = events_until(&mut socket, &["reload", "build_error"]).await;
+    let events = events_until(&mut socket, &["morph", "build_error"]).await;
     assert_eq!(
         kinds(&events),
-        vec!["build_progress", "build_completed", "reload"],
+        vec!["build_progress", "build_completed", "morph"],
         "{events:?}"
     );
     let lines: Vec<&str> = events
@@ -75,7 +75,7 @@ async fn a_failing_build_sends_its_last_lines_and_no_reload() {
     );
     let (mut socket, _) = connect_and_hello(relive.addr).await;
     std::fs::write(dir.path().join("index.html"), "<p>v2</p>").unwrap();
-    let events = events_until(&mut socket, &["reload", "build_error"]).await;
+    let events = events_until(&mut socket, &["morph", "build_error"]).await;
     let (kind, data) = events.last().unwrap();
     assert_eq!(kind, "build_error", "{events:?}");
     assert_eq!(data["code"], 3);
@@ -109,12 +109,12 @@ async fn changes_during_a_build_cause_exactly_one_more_run() {
     }
     relive.wait_for_line("d.html");
     std::fs::write(dir.path().join("go"), "").unwrap();
-    let first = events_until(&mut socket, &["reload"]).await;
-    assert_eq!(kinds(&first), vec!["build_completed", "reload"]);
+    let first = events_until(&mut socket, &["morph"]).await;
+    assert_eq!(kinds(&first), vec!["build_completed", "morph"]);
     wait_for_line(&mut socket, "run 2").await;
     std::fs::write(dir.path().join("go"), "").unwrap();
-    let second = events_until(&mut socket, &["reload"]).await;
-    assert_eq!(kinds(&second), vec!["build_completed", "reload"]);
+    let second = events_until(&mut socket, &["morph"]).await;
+    assert_eq!(kinds(&second), vec!["build_completed", "morph"]);
     // The one extra run covered all three changes.
     let (_, reload) = second.last().unwrap();
     let mut paths: Vec<&str> = reload["paths"]
@@ -176,12 +176,14 @@ async fn the_error_overlay_shows_output_as_text_and_leaves_on_success() {
     );
 
     std::fs::remove_file(dir.path().join("broken")).unwrap();
-    // Success: the overlay goes and the page reloads.
-    browser.wait_reloaded().await;
+    // Success: the overlay goes and the page is brought up to date (in place: its HTML is the
+    // same, so nothing in it changes).
+    browser.wait_until("__relive.morphs === 1").await;
     assert_eq!(
         browser.eval("document.querySelector('relive-badge')?.shadowRoot.querySelector('.overlay').hidden ?? true").await,
         true
     );
+    assert_eq!(browser.eval("window.marker").await, "kept");
 }
 
 #[tokio::test]
@@ -243,10 +245,10 @@ async fn a_build_that_writes_into_the_watched_folder_stops_rebuilding_for_its_ow
 
     // A person's save still builds and reloads, once; the build's output no longer rebuilds.
     std::fs::write(dir.path().join("index.html"), "<p>v3</p>").unwrap();
-    let events = events_until(&mut socket, &["reload"]).await;
+    let events = events_until(&mut socket, &["morph"]).await;
     assert_eq!(
         kinds(&events),
-        vec!["build_progress", "build_completed", "reload"]
+        vec!["build_progress", "build_completed", "morph"]
     );
     relive.wait_for_line("held back /built.txt");
     let (status, said) = common::run_to_exit_with(
@@ -273,7 +275,7 @@ async fn a_build_printing_invalid_utf8_then_a_megabyte_finishes_and_shows_its_la
     );
     let (mut socket, _) = connect_and_hello(relive.addr).await;
     std::fs::write(dir.path().join("index.html"), "<p>v2</p>").unwrap();
-    let events = events_until(&mut socket, &["reload", "build_error"]).await;
+    let events = events_until(&mut socket, &["morph", "build_error"]).await;
     let progress: Vec<&str> = events
         .iter()
         .filter(|(k, _)| k == "build_progress")

@@ -82,8 +82,12 @@ async fn typed_values_and_scroll_positions_survive_a_reload() {
         )
         .await;
 
+    // A new script: a page that relive reloads rather than morphs.
     let html = std::fs::read_to_string(dir.path().join("index.html")).unwrap();
-    write(dir.path(), "index.html", &html.replace("v0", "v1"));
+    let html = html
+        .replace("v0", "v1")
+        .replace("</body>", "<script>1</script></body>");
+    write(dir.path(), "index.html", &html);
     browser
         .wait_until("document.querySelector('h1')?.textContent === 'v1'")
         .await;

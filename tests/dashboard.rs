@@ -27,13 +27,30 @@ async fn status_has_tabs_events_counters_and_watched_paths() {
     let relive = Relive::start(&["."], site.path());
     let mut socket = tab(&relive, "http://localhost/about.html").await;
     std::fs::write(site.path().join("index.html"), "<p>v2</p>").unwrap();
-    let reload = next_event(&mut socket).await;
-    assert_eq!(reload["type"], "reload");
+    let morph = next_event(&mut socket).await;
+    assert_eq!(morph["type"], "morph");
+    // How the tabs took it: one updated in place, one reloaded (each said in the terminal).
+    for (said, line) in [
+        (
+            serde_json::json!({"type": "updated", "path": "/about.html", "outcome": "morphed", "changes": 3, "ms": 12.4}),
+            "morphed /about.html, 3 changes (12 ms)",
+        ),
+        (
+            serde_json::json!({"type": "updated", "path": "/about.html", "outcome": "reloaded", "reason": "a script changed"}),
+            "reloaded /about.html: a script changed",
+        ),
+    ] {
+        socket.send(Message::text(said.to_string())).await.unwrap();
+        relive.wait_for_line(line);
+    }
     let status = status(&relive).await;
-    assert_eq!(status["counters"]["reloads"], 1, "{status}");
+    assert_eq!(status["counters"]["morphs"], 1, "{status}");
+    assert_eq!(status["counters"]["pages_morphed"], 1, "{status}");
+    assert_eq!(status["counters"]["morph_fallbacks"], 1, "{status}");
+    assert_eq!(status["counters"]["reloads"], 0, "{status}");
     assert_eq!(status["counters"]["css_swaps"], 0);
     let last = status["events"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!(last["type"], "reload");
+    assert_eq!(last["type"], "morph");
     assert_eq!(last["data"]["paths"], serde_json::json!(["/index.html"]));
     assert!(last["timestamp"].is_u64());
     assert_eq!(
@@ -87,8 +104,8 @@ async fn the_dashboard_shows_tabs_and_events_live() {
     std::fs::write(site.path().join("index.html"), "<p>v2</p>").unwrap();
     browser
         .wait_until(
-            "document.querySelector('#events tr[data-type=reload]')?.textContent.includes('/index.html') \
-             && document.querySelector('[data-counter=reloads] b').textContent === '1'",
+            "document.querySelector('#events tr[data-type=morph]')?.textContent.includes('/index.html') \
+             && document.querySelector('[data-counter=morphs] b').textContent === '1'",
         )
         .await;
     assert_eq!(

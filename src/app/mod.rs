@@ -118,6 +118,7 @@ pub async fn run(
     let hub = Arc::new(Hub::new(random_hex(8)));
     let tag = ClientTag {
         badge: config.badge,
+        highlight: config.highlight,
         debug: config.client_debug,
         session: hub.session_id().to_owned(),
         ..ClientTag::new(token.clone())
@@ -188,6 +189,7 @@ pub async fn run(
         hub: hub.clone(),
         defer_to: upstream.clone().filter(|_| config.defer_to_hmr),
         page_loads,
+        morph: config.morph,
     };
     let forget_files = files.clone();
     let trigger_tasks = triggers::start(

@@ -78,6 +78,10 @@ pub struct Cli {
     #[arg(long)]
     pub no_watch: bool,
 
+    /// Reload pages when their HTML changes instead of updating them in place.
+    #[arg(long)]
+    pub no_morph: bool,
+
     /// Run this shell command after each batch of changes; tabs reload when it succeeds and
     /// show its errors when it fails.
     #[arg(long, value_name = "CMD", env = "RELIVE_BUILD")]

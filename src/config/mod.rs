@@ -90,6 +90,8 @@ pub struct WatchSection {
     pub poll_interval_ms: Option<u64>,
     pub debounce_ms: Option<u64>,
     pub defer_to_hmr: Option<bool>,
+    pub morph: Option<bool>,
+    pub highlight: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -130,6 +132,10 @@ pub struct Config {
     pub dev: Option<DevCommand>,
     /// Leave module and stylesheet changes to a dev server that hot-reloads them itself.
     pub defer_to_hmr: bool,
+    /// Update pages in place when their HTML changes, rather than reload them.
+    pub morph: bool,
+    /// Outline what a morph changed.
+    pub highlight: bool,
     /// How long the upstream may go without sending a byte before the request is given up.
     pub upstream_timeout: Duration,
     /// Serve the front door over HTTPS, with this certificate.
@@ -309,6 +315,8 @@ pub fn resolve(cli: &Cli, cwd: &Path) -> Result<Config, ConfigError> {
             .filter(|c| !c.trim().is_empty()),
         dev,
         defer_to_hmr: file.watch.defer_to_hmr.unwrap_or(true),
+        morph: !cli.no_morph && file.watch.morph.unwrap_or(true),
+        highlight: file.watch.highlight.unwrap_or(true),
         upstream_timeout: Duration::from_secs(upstream_timeout_secs),
         https,
         upstream_insecure: cli.upstream_insecure || file.server.upstream_insecure.unwrap_or(false),

@@ -544,7 +544,14 @@ impl FrontDoor {
             &response.headers,
         );
         match decision {
-            Decision::Pass => Ok(()),
+            Decision::Pass => {
+                // A tab fetching its page to morph it in place: a page load like a reload's,
+                // so that the loop guard sees a page that rewrites files as it is served.
+                if request.headers.contains_key(policy::MORPH_FETCH) {
+                    self.begin_page_serve(ctx);
+                }
+                Ok(())
+            }
             Decision::HeadOfPage => {
                 response.remove_header(&header::CONTENT_LENGTH);
                 Ok(())
@@ -571,10 +578,16 @@ impl FrontDoor {
         let tag = self.tag.at(self.hub.last_id());
         let rewrite = PageRewrite::start(page, &tag, response, client_http11)?;
         ctx.rewrite = Some(Mutex::new(rewrite));
+        self.begin_page_serve(ctx);
+        Ok(())
+    }
+
+    /// Records that a page is being served (it ends when the response does), when a reload or
+    /// a morph of relive's brought it.
+    fn begin_page_serve(&self, ctx: &mut RequestCtx) {
         ctx.page_serve = self.page_loads.begin(ctx.arrived).map(|id| PageServe {
             loads: self.page_loads.clone(),
             id,
         });
-        Ok(())
     }
 }

@@ -61,6 +61,10 @@ struct Ring {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counters {
     pub reloads: u64,
+    /// `morph` events sent, and how the tabs took them: updated in place, or reloaded instead.
+    pub morphs: u64,
+    pub pages_morphed: u64,
+    pub morph_fallbacks: u64,
     pub css_swaps: u64,
     pub image_swaps: u64,
     pub builds: u64,
@@ -73,6 +77,7 @@ impl Counters {
     fn count(&mut self, event: &Event) {
         match event {
             Event::Reload { .. } => self.reloads += 1,
+            Event::Morph { .. } => self.morphs += 1,
             Event::Css { .. } => self.css_swaps += 1,
             Event::Image { .. } => self.image_swaps += 1,
             Event::BuildCompleted { .. } => self.builds += 1,
@@ -134,6 +139,16 @@ impl Hub {
     /// The newest event id (0 before the first event).
     pub fn last_id(&self) -> u64 {
         self.ring().last_id
+    }
+
+    /// Counts how a tab took a `morph` (for the dashboard).
+    pub fn tab_updated(&self, morphed: bool) {
+        let mut ring = self.ring();
+        if morphed {
+            ring.counters.pages_morphed += 1;
+        } else {
+            ring.counters.morph_fallbacks += 1;
+        }
     }
 
     /// How many subscribers are connected.

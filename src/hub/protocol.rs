@@ -26,6 +26,9 @@ pub enum Event {
     },
     /// Reload the page. `reason` is for people; `paths` are the files behind it, if any.
     Reload { reason: String, paths: Vec<String> },
+    /// A page or template changed: update the page in place (fetch it again and morph the
+    /// live document), or reload when that cannot be faithful. Same fields as `reload`.
+    Morph { reason: String, paths: Vec<String> },
     /// Only stylesheets changed: swap these (URL paths, relative to the watched root).
     Css { paths: Vec<String> },
     /// Only images changed: refresh these where the page shows them, without a reload.
@@ -120,6 +123,18 @@ pub enum ClientMessage {
     Pong { sent: u64 },
     /// Which page this connection belongs to (sent once after `hello`).
     Page { url: String, user_agent: String },
+    /// How a tab took a `morph`: `morphed` (with how many nodes changed and how long the fetch
+    /// and morph took) or `reloaded` (with why it could not morph).
+    Updated {
+        path: String,
+        outcome: UpdateOutcome,
+        #[serde(default)]
+        changes: Option<u64>,
+        #[serde(default)]
+        ms: Option<f64>,
+        #[serde(default)]
+        reason: Option<String>,
+    },
     /// A runtime error on the page: `kind` is `error`, `unhandledrejection` or `console`.
     Error {
         kind: String,
@@ -132,6 +147,14 @@ pub enum ClientMessage {
         column: Option<u64>,
         url: String,
     },
+}
+
+/// How a tab took a `morph` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateOutcome {
+    Morphed,
+    Reloaded,
 }
 
 /// Milliseconds since the Unix epoch, for `timestamp`.

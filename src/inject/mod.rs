@@ -59,6 +59,8 @@ pub struct ClientTag {
     pub token: String,
     /// Show the status badge (`data-badge="off"` when not).
     pub badge: bool,
+    /// Outline what a morph changed (`data-highlight="off"` when not).
+    pub highlight: bool,
     /// Log every message in the browser console (`data-debug="1"`).
     pub debug: bool,
     /// The relive process that served the page (`data-session`), so the page can tell a
@@ -75,6 +77,7 @@ impl ClientTag {
         ClientTag {
             token: token.into(),
             badge: true,
+            highlight: true,
             debug: false,
             session: String::new(),
             last_id: 0,
@@ -105,6 +108,9 @@ impl ClientTag {
         }
         if !self.badge {
             tag.push_str(r#" data-badge="off""#);
+        }
+        if !self.highlight {
+            tag.push_str(r#" data-highlight="off""#);
         }
         if self.debug {
             tag.push_str(r#" data-debug="1""#);

@@ -71,6 +71,10 @@ pub fn for_response(
     }
 }
 
+/// The header relive's client sends when it fetches its page again to morph it in place: never
+/// injected (the live page has its client), but a page load all the same.
+pub const MORPH_FETCH: &str = "x-relive-morph";
+
 /// What to do with a response on its way to the browser.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Injection {
@@ -171,6 +175,8 @@ fn is_script_request(request: &HeaderMap) -> bool {
         }
     }
     header_is(request, "x-requested-with", "XMLHttpRequest")
+        // relive's own client fetching a page to morph it in place.
+        || request.contains_key(MORPH_FETCH)
         || request.contains_key("hx-request")
         || request.contains_key("turbo-frame")
         || request.contains_key("rsc")

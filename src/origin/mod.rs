@@ -37,7 +37,10 @@ use ws::SocketContext;
 use crate::hub::routes;
 
 /// The browser client, compiled into the binary.
-pub const CLIENT_JS: &str = include_str!("../../client/relive.js");
+pub const CLIENT_JS: &str = concat!(
+    include_str!("../../client/relive.js"),
+    include_str!("../../client/morph.js")
+);
 /// The dashboard's script, compiled into the binary.
 pub const DASHBOARD_JS: &str = include_str!("../../client/dashboard.js");
 /// How many recent events the status shows.

@@ -80,6 +80,10 @@ pub async fn report_error(
             .await
             .map_err(|refusal| refusal.status)?;
         match serde_json::from_slice(&body) {
+            Ok(updated @ ClientMessage::Updated { .. }) => {
+                super::ws::tab_updated(&context.hub, updated);
+                Ok(())
+            }
             Ok(error @ ClientMessage::Error { .. }) => {
                 context
                     .posted_errors

@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 use super::access::{origin_matches_host, token_matches};
-use crate::hub::protocol::{ClientMessage, Event, PROTOCOL_VERSION};
+use crate::hub::protocol::{ClientMessage, Event, PROTOCOL_VERSION, UpdateOutcome};
 use crate::hub::{Backlog, Hub, Published, routes};
 
 /// What the socket endpoint needs.
@@ -328,7 +328,7 @@ where
                     break;
                 }
             }
-            message = socket.next() => match tab.received(message, &context.clients) {
+            message = socket.next() => match tab.received(message, &context) {
                 Heard::Carry => {}
                 Heard::End(goodbye) => {
                     if let Some(goodbye) = goodbye {
@@ -352,6 +352,44 @@ struct Tab {
 }
 
 /// What the connection does after a frame from its tab.
+/// Says in relive's output how a tab took a `morph` ("morphed /about.html, 3 changes" or
+/// "reloaded /about.html: a script changed") and counts it for the dashboard.
+pub fn tab_updated(hub: &Hub, message: ClientMessage) {
+    let ClientMessage::Updated {
+        path,
+        outcome,
+        changes,
+        ms,
+        reason,
+    } = message
+    else {
+        return;
+    };
+    // What a tab says is shown as text, and not at any length.
+    let path: String = path.chars().take(200).collect();
+    match outcome {
+        UpdateOutcome::Morphed => {
+            hub.tab_updated(true);
+            let changes = match changes.unwrap_or(0) {
+                0 => "no changes".to_owned(),
+                1 => "1 change".to_owned(),
+                n => format!("{n} changes"),
+            };
+            let ms = ms.map(|ms| format!(" ({ms:.0} ms)")).unwrap_or_default();
+            tracing::info!("morphed {path}, {changes}{ms}");
+        }
+        UpdateOutcome::Reloaded => {
+            hub.tab_updated(false);
+            let reason: String = reason
+                .unwrap_or_else(|| "no reason given".into())
+                .chars()
+                .take(200)
+                .collect();
+            tracing::info!("reloaded {path}: {reason}");
+        }
+    }
+}
+
 enum Heard {
     Carry,
     /// Close, with a last frame saying why when there is one to say.
@@ -363,8 +401,9 @@ impl Tab {
     fn received(
         &mut self,
         message: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
-        clients: &Clients,
+        context: &SocketContext,
     ) -> Heard {
+        let clients = &context.clients;
         match message {
             Some(Ok(Message::Text(text))) => {
                 match serde_json::from_str(&text) {
@@ -381,6 +420,9 @@ impl Tab {
                         });
                     }
                     Ok(error @ ClientMessage::Error { .. }) => self.errors.report(error),
+                    Ok(updated @ ClientMessage::Updated { .. }) => {
+                        tab_updated(&context.hub, updated)
+                    }
                     Err(_) => {}
                 }
                 Heard::Carry

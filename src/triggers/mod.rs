@@ -30,15 +30,11 @@ use tokio_util::sync::CancellationToken;
 pub use ignore::{BUILTIN_IGNORES, IgnoreRules};
 pub use loop_guard::PageLoads;
 pub use route::Route;
-pub use watch::{ChangeSet, WatchError};
+pub use watch::{ChangeSet, OnChange, WatchError};
 
 use crate::config::WatchSettings;
 use crate::hub::protocol::LoopCause;
 use loop_guard::{BUILD_SLACK, CAUSE_SLACK, LoopGuard};
-
-/// Told of every file change the moment it is seen, before debouncing (static mode empties its
-/// file cache with it).
-pub type OnChange = std::sync::Arc<dyn Fn() + Send + Sync>;
 
 /// Starts watching `watch` (when set) and the task that takes each batch along the route:
 /// through `build` first when there is a build command. Returns the tasks to await on

@@ -20,6 +20,8 @@ pub struct Route {
     /// The dev server, when its hot reloading is to be left alone (`dev.defer_to_hmr`).
     pub defer_to: Option<Arc<Upstream>>,
     pub page_loads: Arc<PageLoads>,
+    /// Pages and templates update in place (`morph`) rather than reload (`watch.morph`).
+    pub morph: bool,
 }
 
 impl Route {
@@ -36,7 +38,12 @@ impl Route {
                 );
             }
         }
-        let reloads = events.iter().any(|e| matches!(e, Event::Reload { .. }));
+        if self.morph {
+            events = events.into_iter().map(morph_where_it_can).collect();
+        }
+        let reloads = events
+            .iter()
+            .any(|e| matches!(e, Event::Reload { .. } | Event::Morph { .. }));
         announce(&self.hub, events);
         if reloads {
             self.page_loads.reloaded(Instant::now());
@@ -55,9 +62,35 @@ pub fn announce(hub: &Hub, events: Vec<Event>) {
             Event::Css { paths } => tracing::info!("css     {} → {tabs}", paths.join(", ")),
             Event::Image { paths } => tracing::info!("image   {} → {tabs}", paths.join(", ")),
             Event::Reload { reason, .. } => tracing::info!("reload  {reason} → {tabs}"),
+            Event::Morph { reason, .. } => tracing::info!("update  {reason} → {tabs}"),
             _ => {}
         }
         hub.publish(event);
+    }
+}
+
+/// Files whose change a page cannot take in by being morphed: the code that runs in it (a
+/// script's new version only runs after a reload) and data its scripts may have read.
+const RUN_IN_THE_PAGE: &[&str] = &[
+    "js", "jsx", "mjs", "cjs", "ts", "tsx", "mts", "cts", "vue", "svelte", "astro", "wasm", "json",
+    "map",
+];
+
+/// A reload for files that are all markup, templates or server code becomes a `morph`: the
+/// tabs fetch their page again and update it in place (or reload, and say why).
+fn morph_where_it_can(event: Event) -> Event {
+    match event {
+        Event::Reload { reason, paths }
+            if !paths.is_empty()
+                && !paths.iter().any(|p| {
+                    p.rsplit_once('.').is_some_and(|(_, ext)| {
+                        RUN_IN_THE_PAGE.iter().any(|r| ext.eq_ignore_ascii_case(r))
+                    })
+                }) =>
+        {
+            Event::Morph { reason, paths }
+        }
+        other => other,
     }
 }
 
@@ -121,6 +154,7 @@ mod tests {
             hub: Arc::new(Hub::new("s".into())),
             defer_to: Some(vite),
             page_loads: Arc::new(PageLoads::default()),
+            morph: false,
         };
         route.publish(vec![Event::Css {
             paths: vec!["/src/app.css".into()],

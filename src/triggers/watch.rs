@@ -250,15 +250,19 @@ struct WatchLoop {
     /// The polling thread, when polling.
     poller: Option<std::thread::JoinHandle<()>>,
     settings: WatchSettings,
-    on_change: super::OnChange,
+    on_change: OnChange,
 }
+
+/// Told of every file change the moment it is seen, before debouncing (static mode empties its
+/// file cache with it).
+pub type OnChange = Arc<dyn Fn() + Send + Sync>;
 
 /// Starts watching; the returned task runs until `shutdown` and sends the events each batch
 /// of changes causes to `sink` (straight to the hub, or through the build command).
 pub async fn spawn(
     settings: WatchSettings,
     sink: mpsc::Sender<ChangeSet>,
-    on_change: super::OnChange,
+    on_change: OnChange,
     shutdown: CancellationToken,
 ) -> Result<tokio::task::JoinHandle<()>, WatchError> {
     let mut roots = Vec::new();
