@@ -36,6 +36,7 @@ function source(event) {
   const d = event.data || {};
   switch (event.type) {
     case "reload":
+    case "morph":
       return d.paths && d.paths.length ? `${d.paths.join(", ")} (${d.reason})` : d.reason;
     case "css":
     case "image":

@@ -112,7 +112,7 @@ async fn send_page(mut stream: TcpStream, body: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_change_made_while_the_page_is_still_arriving_reloads_it_once() {
+async fn a_change_made_while_the_page_is_still_arriving_updates_it_once() {
     let Some(mut browser) = Browser::launch().await else {
         return;
     };
@@ -149,7 +149,7 @@ async fn a_change_made_while_the_page_is_still_arriving_reloads_it_once() {
         .expect("a page request");
     // The page is on its way, its socket not open: a save now must still reach it.
     std::fs::write(watched.join("page.txt"), "v2").unwrap();
-    relive.wait_for_line("reload  page.txt changed");
+    relive.wait_for_line("update  page.txt changed");
     finish_page.send(()).unwrap();
     browser
         .wait_until(
@@ -166,7 +166,9 @@ async fn a_change_made_while_the_page_is_still_arriving_reloads_it_once() {
     browser
         .wait_until("document.querySelector('relive-badge')?.shadowRoot.querySelector('.toast')?.textContent === 'synced'")
         .await;
-    assert_eq!(upstream.pages(), 2, "one page, one reload");
+    // The page itself, and its fetch to be morphed.
+    assert_eq!(upstream.pages(), 2, "one page, one update");
+    assert_eq!(browser.eval("__relive.morphs").await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -442,7 +442,7 @@ async fn after_a_long_pause_tabs_reconnect_and_catch_up() {
     signal("-CONT");
     browser
         .wait_until(
-            "window.marker === undefined && document.body?.textContent.includes('woke up') \
+            "window.marker === 'kept' && document.body?.textContent.includes('woke up') \
              && globalThis.__relive?.status === 'connected'",
         )
         .await;

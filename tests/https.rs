@@ -135,7 +135,7 @@ async fn https_front_door_serves_injected_pages_and_wss_with_its_local_authority
     };
     assert_eq!(next().await["type"], "hello");
     std::fs::write(site.path().join("index.html"), "<p>changed</p>").unwrap();
-    assert_eq!(next().await["type"], "reload");
+    assert_eq!(next().await["type"], "morph");
 
     // A client that does not trust the authority is refused by its own TLS check.
     relive::tls::install_provider();
@@ -416,7 +416,7 @@ async fn a_self_signed_https_upstream_needs_upstream_insecure() {
 }
 
 #[tokio::test]
-async fn chromium_trusting_the_authority_reloads_over_https() {
+async fn chromium_trusting_the_authority_updates_pages_over_https() {
     let certutil_present = std::process::Command::new("certutil")
         .arg("-H")
         .output()
@@ -486,7 +486,7 @@ async fn chromium_trusting_the_authority_reloads_over_https() {
     )
     .unwrap();
     browser
-        .wait_until("document.getElementById('changed') !== null && window.marker === undefined")
+        .wait_until("document.getElementById('changed') !== null && window.marker === 1")
         .await;
 }
 

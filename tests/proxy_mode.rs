@@ -242,7 +242,7 @@ async fn head_and_connect_are_handled() {
 }
 
 #[tokio::test]
-async fn watched_paths_reload_in_proxy_mode_too() {
+async fn watched_paths_update_tabs_in_proxy_mode_too() {
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("templates")).unwrap();
@@ -262,7 +262,7 @@ async fn watched_paths_reload_in_proxy_mode_too() {
             break event;
         }
     };
-    assert_eq!(event["type"], "reload", "{event}");
+    assert_eq!(event["type"], "morph", "{event}");
 }
 
 #[tokio::test]

@@ -191,7 +191,7 @@ async fn a_lan_bind_prints_the_network_urls_and_serves_them() {
         assert_eq!(page.text().matches("data-relive").count(), 1);
         let (mut socket, _) = common::connect_and_hello(addr).await;
         std::fs::write(site.path().join("index.html"), format!("<p>{url}</p>")).unwrap();
-        assert_eq!(common::next_event(&mut socket).await["type"], "reload");
+        assert_eq!(common::next_event(&mut socket).await["type"], "morph");
     }
 }
 
