@@ -295,7 +295,7 @@ async fn reload_latency() {
     for i in 0..50 {
         let begun = Instant::now();
         std::fs::write(dir.path().join("index.html"), format!("<p>{i}</p>")).unwrap();
-        assert_eq!(next_type(&mut ws).await, "reload");
+        assert_eq!(next_type(&mut ws).await, "morph");
         samples.push(begun.elapsed().as_secs_f64() * 1000.0);
     }
     samples.sort_by(f64::total_cmp);

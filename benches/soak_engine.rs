@@ -302,7 +302,8 @@ async fn observer(
                     if let (Some(r), Some(id)) = (resume.as_mut(), event["id"].as_u64()) {
                         r.1 = r.1.max(id);
                     }
-                    if kind == "reload"
+                    // A page saved: `morph` (the tab updates it in place) or `reload`.
+                    if (kind == "reload" || kind == "morph")
                         && event["data"]["paths"]
                             .as_array()
                             .is_some_and(|p| p.iter().any(|p| p == "/index.html"))
@@ -466,7 +467,8 @@ pub async fn run(binary: &str, plan: Plan, mut on_sample: impl FnMut(&Sample)) -
                 requests: load.requests.load(Ordering::Relaxed),
                 failed_requests: load.failed.load(Ordering::Relaxed),
                 p99_ms: p99,
-                reloads_sent: status["counters"]["reloads"].as_u64().unwrap_or(0),
+                reloads_sent: status["counters"]["reloads"].as_u64().unwrap_or(0)
+                    + status["counters"]["morphs"].as_u64().unwrap_or(0),
             };
             on_sample(&sample);
             samples.push(sample);
@@ -504,7 +506,9 @@ pub async fn run(binary: &str, plan: Plan, mut on_sample: impl FnMut(&Sample)) -
     for socket in &mut sockets {
         let got = tokio::time::timeout(Duration::from_secs(20), async {
             while let Some(Ok(Message::Text(text))) = socket.next().await {
-                if text.contains("\"type\":\"reload\"") && text.contains("/index.html") {
+                let update =
+                    text.contains("\"type\":\"reload\"") || text.contains("\"type\":\"morph\"");
+                if update && text.contains("/index.html") {
                     return true;
                 }
             }

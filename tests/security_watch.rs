@@ -7,11 +7,12 @@ mod common;
 
 use common::*;
 
-/// Waits for the next `reload`, skipping other events; returns its reason.
+/// Waits for the next page update (`reload`, or `morph` for a page), skipping other events;
+/// returns its reason.
 async fn next_reload(socket: &mut Socket) -> String {
     loop {
         let event = next_event(socket).await;
-        if event["type"] == "reload" {
+        if event["type"] == "reload" || event["type"] == "morph" {
             return event["data"]["reason"].as_str().unwrap_or("").to_owned();
         }
     }

@@ -124,7 +124,7 @@ async fn oversized_and_binary_frames_close_the_socket() {
     std::fs::write(site.path().join("index.html"), "<p>v2</p>").unwrap();
     loop {
         let event = common::next_event(&mut socket).await;
-        if event["type"] == "reload" {
+        if event["type"] == "morph" {
             break;
         }
     }

@@ -159,7 +159,7 @@ async fn client_script_is_served_with_safe_headers() {
 }
 
 #[tokio::test]
-async fn html_write_sends_reload_and_css_write_sends_css() {
+async fn html_write_sends_morph_and_css_write_sends_css() {
     let dir = site();
     let relive = start(dir.path());
     let (mut socket, hello) = connect_and_hello(relive.addr).await;
@@ -167,7 +167,7 @@ async fn html_write_sends_reload_and_css_write_sends_css() {
 
     std::fs::write(dir.path().join("index.html"), "<p>changed</p>").unwrap();
     let event = next_event(&mut socket).await;
-    assert_eq!(event["type"], "reload", "{event}");
+    assert_eq!(event["type"], "morph", "{event}");
     assert_eq!(event["data"]["paths"], serde_json::json!(["/index.html"]));
 
     std::fs::write(dir.path().join("css/site.css"), "h1 { color: blue; }\n").unwrap();
@@ -189,7 +189,7 @@ async fn every_tab_gets_every_event() {
     let mut ids = Vec::new();
     for tab in &mut tabs {
         let event = next_event(tab).await;
-        assert_eq!(event["type"], "reload", "{event}");
+        assert_eq!(event["type"], "morph", "{event}");
         ids.push(event["id"].as_u64().unwrap());
     }
     ids.dedup();
@@ -197,7 +197,7 @@ async fn every_tab_gets_every_event() {
 }
 
 #[tokio::test]
-async fn a_burst_of_writes_gives_one_reload() {
+async fn a_burst_of_writes_gives_one_update() {
     let dir = site();
     let relive = start(dir.path());
     let (mut socket, _) = connect_and_hello(relive.addr).await;
@@ -206,14 +206,14 @@ async fn a_burst_of_writes_gives_one_reload() {
         std::fs::write(dir.path().join(format!("gen/page{i}.html")), "x").unwrap();
     }
     let first = next_event(&mut socket).await;
-    assert_eq!(first["type"], "reload", "{first}");
-    // Had the burst been split, its rest would be sent next (or merge with this write into a
-    // reload). A lone css event proves the burst was one reload.
+    assert_eq!(first["type"], "morph", "{first}");
+    // Had the burst been split, its rest would be sent next (or merge with this write into an
+    // update). A lone css event proves the burst was one update.
     std::fs::write(dir.path().join("css/site.css"), "h1 { color: green; }\n").unwrap();
     let second = next_event(&mut socket).await;
     assert_eq!(
         second["type"], "css",
-        "the burst produced more than one reload: {second}"
+        "the burst produced more than one update: {second}"
     );
 }
 
@@ -225,7 +225,7 @@ async fn polling_detects_changes_too() {
     let (mut socket, _) = connect_and_hello(relive.addr).await;
     std::fs::write(dir.path().join("index.html"), "<p>polled</p>").unwrap();
     let event = next_event(&mut socket).await;
-    assert_eq!(event["type"], "reload", "{event}");
+    assert_eq!(event["type"], "morph", "{event}");
     assert_eq!(event["data"]["paths"], serde_json::json!(["/index.html"]));
 }
 
@@ -236,7 +236,7 @@ async fn new_folders_are_watched_as_they_appear() {
     let (mut socket, _) = connect_and_hello(relive.addr).await;
     std::fs::create_dir(dir.path().join("blog")).unwrap();
     let first = next_event(&mut socket).await;
-    assert_eq!(first["type"], "reload", "{first}");
+    assert_eq!(first["type"], "morph", "{first}");
     std::fs::write(dir.path().join("blog/post.html"), "<p>new</p>").unwrap();
     let event = next_event(&mut socket).await;
     assert_eq!(
@@ -275,13 +275,13 @@ async fn reconnecting_client_gets_missed_events_and_restart_gets_reload() {
     let seen = hello["id"].as_u64().unwrap();
     drop(socket.close(None).await);
     std::fs::write(dir.path().join("index.html"), "<p>while away</p>").unwrap();
-    relive.wait_for_line("reload");
+    relive.wait_for_line("update  index.html changed");
 
     let mut back =
         common::connect_socket(relive.addr, &format!("&session={session}&last_id={seen}")).await;
     assert_eq!(next_event(&mut back).await["type"], "hello");
     let missed = next_event(&mut back).await;
-    assert_eq!(missed["type"], "reload", "{missed}");
+    assert_eq!(missed["type"], "morph", "{missed}");
     assert_eq!(missed["data"]["paths"], serde_json::json!(["/index.html"]));
 
     let mut other = common::connect_socket(relive.addr, "&session=old-session&last_id=3").await;
@@ -649,6 +649,6 @@ async fn the_watcher_empties_the_cache_at_a_change() {
     assert_eq!(cache_figures(&relive).await["files"], 2);
     std::fs::write(dir.path().join("other.txt"), "changed").unwrap();
     // The change reached the tabs, so the watcher has seen it.
-    assert_eq!(next_event(&mut socket).await["type"], "reload");
+    assert_eq!(next_event(&mut socket).await["type"], "morph");
     assert_eq!(cache_figures(&relive).await["files"], 0);
 }
