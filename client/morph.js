@@ -403,6 +403,11 @@ function morphChildren(live, fetched, run) {
   for (let i = 0; i < wanted.length; i += 1) {
     const next = wanted[i];
     skipKept();
+    // Most nodes are unchanged: equal to their new version, and nothing in them to do.
+    if (cursor && cursor.isEqualNode(next)) {
+      cursor = cursor.nextSibling;
+      continue;
+    }
     // The element with this id, wherever it is now: moved here if need be, never recreated.
     const byId = next.nodeType === 1 && next.id ? run.liveById.get(next.id) : undefined;
     if (byId) {
@@ -423,7 +428,7 @@ function morphChildren(live, fetched, run) {
         removeUnlessKept(gone, run);
       }
       cursor = match.nextSibling;
-      morphNode(match, next, run);
+      if (!match.isEqualNode(next)) morphNode(match, next, run);
     } else {
       const fresh = document.importNode(next, true);
       live.insertBefore(fresh, cursor);
@@ -441,9 +446,7 @@ function morphChildren(live, fetched, run) {
 function findMatch(cursor, next, after, run) {
   if (!cursor) return null;
   if (sameKind(cursor, next) && !claimedById(cursor, run)) {
-    // Equal, or the same kind with nothing better further on: this one.
-    if (cursor.isEqualNode(next)) return cursor;
-    // `next` was inserted before what is here now.
+    // (Not equal: that was looked at first.) `next` was inserted before what is here now.
     if (after && cursor.isEqualNode(after)) return null;
     const following = nextUnkept(cursor);
     // What is here now was removed, and `next` is the node after it.
