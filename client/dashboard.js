@@ -88,11 +88,15 @@ function render(status) {
     const row = document.createElement("tr");
     cell(row, tab.url ? pagePath(tab.url) : "(loading)");
     cell(row, browserName(tab.user_agent));
+    cell(row, tab.viewport || "–");
     cell(row, tab.rtt_ms === null || tab.rtt_ms === undefined ? "–" : `${tab.rtt_ms} ms`);
     row.title = tab.url || "";
     body.append(row);
   }
   $("no-tabs").hidden = tabs.length > 0;
+  syncOn = Boolean(status.sync);
+  $("sync").textContent = syncOn ? `sync on · ${tabs.length} devices` : "sync off";
+  $("sync").setAttribute("aria-pressed", String(syncOn));
 
   const counters = $("counters");
   counters.textContent = "";
@@ -168,12 +172,29 @@ function setConnection(state, text) {
   $("connection").textContent = text;
 }
 
+// The devices' controls: mirroring on or off, reload all, open one path on all.
+let syncOn = false;
+let live = null;
+function command(message) {
+  if (live && live.readyState === WebSocket.OPEN) live.send(JSON.stringify(message));
+}
+$("sync").addEventListener("click", () => command({ type: "sync_toggle", on: !syncOn }));
+$("reload-all").addEventListener("click", () => command({ type: "command", command: "reload" }));
+$("navigate-all").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const path = $("navigate-url").value.trim();
+  if (path.startsWith("/") && !path.startsWith("//")) {
+    command({ type: "command", command: "navigate", url: path });
+  }
+});
+
 let retryMs = 500;
 function connect() {
   const url = new URL("/__relive/ws", location.href);
   url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
   url.searchParams.set("token", token);
   const socket = new WebSocket(url);
+  live = socket;
   socket.onopen = () => {
     retryMs = 500;
     setConnection("live", "live");
@@ -190,7 +211,8 @@ function connect() {
       socket.send(JSON.stringify({ type: "pong", sent: event.data.sent }));
       return;
     }
-    if (event.type !== "upstream_output" && event.type !== "build_progress") refresh();
+    const noisy = ["upstream_output", "build_progress", "sync", "navigate"];
+    if (!noisy.includes(event.type)) refresh();
   };
   socket.onclose = () => {
     setConnection("offline", "relive is not running (retrying)");

@@ -285,7 +285,13 @@ function handle(event) {
       setStatus("connected");
       // A waiting page that missed `preview_ready` while it loaded.
       if (waitingPage() && state.upstream === "ready") reload("the dev server is ready");
-      send({ type: "page", url: location.href, user_agent: navigator.userAgent });
+      send({
+        type: "page",
+        url: location.href,
+        user_agent: navigator.userAgent,
+        viewport: `${innerWidth}×${innerHeight}`,
+      });
+      syncConnected(event.data.sync);
       flushErrors();
       startWatchdog(socket);
       return;
@@ -299,6 +305,17 @@ function handle(event) {
       return;
     case "morph":
       morphPage(event.data);
+      return;
+    case "sync":
+      syncReceived(event.data);
+      return;
+    case "sync_state":
+      state.sync.on = Boolean(event.data.on);
+      state.sync.devices = Number(event.data.devices) || 0;
+      renderBadge();
+      return;
+    case "navigate":
+      navigateAll(event.data.url);
       return;
     case "css":
       swapStylesheets(event.data.paths || []);
@@ -724,6 +741,8 @@ const BADGE_STYLE = `
   .disconnected .dot, .paused .dot { background: #cf222e; }
   button { all: unset; cursor: pointer; padding: 0 6px; border-radius: 4px; background: #fff;
     color: #1f2328; font-weight: 600; }
+  .sync { background: rgba(255, 255, 255, 0.15); color: inherit; font-weight: 500; }
+  .sync[aria-pressed="true"] { background: #0969da; color: #fff; }
   .banner { position: fixed; left: 50%; bottom: 44px; transform: translateX(-50%);
     z-index: 2147483647; max-width: 32rem; padding: 10px 14px; border-radius: 8px;
     font: 13px/1.45 system-ui, sans-serif; color: #1f2328; background: #fff8c5;
@@ -771,7 +790,11 @@ function createBadge() {
   retryButton.textContent = "Retry";
   retryButton.hidden = true;
   retryButton.addEventListener("click", () => state.retry());
-  pill.append(dot, label, retryButton);
+  // Mirroring between devices, on or off for every tab.
+  const syncButton = document.createElement("button");
+  syncButton.className = "sync";
+  syncButton.addEventListener("click", () => safely(toggleSync));
+  pill.append(dot, label, syncButton, retryButton);
   const banner = document.createElement("div");
   banner.className = "banner";
   banner.hidden = true;
@@ -807,7 +830,7 @@ function createBadge() {
   overlay.append(panel);
   root.append(style, pill, banner, toast, overlay);
   document.documentElement.append(host);
-  return { host, pill, label, retryButton, banner, message, toast, overlay, title, output };
+  return { host, pill, label, syncButton, retryButton, banner, message, toast, overlay, title, output };
 }
 
 // Renders build output with its ANSI colours as styled text: every piece goes in through
@@ -870,6 +893,13 @@ function renderBadge() {
     renderAnsi(badge.output, failed.lines || []);
   }
   badge.retryButton.hidden = state.status !== "disconnected";
+  const sync = state.sync || { on: false, devices: 0 };
+  badge.syncButton.hidden = state.status !== "connected";
+  badge.syncButton.textContent = sync.on ? `sync · ${sync.devices}` : "sync off";
+  badge.syncButton.setAttribute("aria-pressed", String(sync.on));
+  badge.syncButton.title = sync.on
+    ? `Mirroring scrolling, clicks, typing and navigation between ${sync.devices} devices. Click to stop.`
+    : "Mirror scrolling, clicks, typing and navigation between every tab showing this site.";
   const rtt = state.rttMs === null ? "" : ` · round trip ${state.rttMs} ms`;
   const via = state.transport === "event-stream" ? " · via event stream" : "";
   badge.pill.title =

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::browser::{Browser, Tab};
+use common::browser::Browser;
 use common::{PATIENCE, Relive};
 
 /// A page with everything a person could have done to it: focus and caret in a field with
@@ -294,19 +294,6 @@ impl Drop for Renderer {
     }
 }
 
-async fn open_in(browser: &mut Browser, tab: &Tab, url: &str) {
-    browser
-        .call_in(tab, "Page.navigate", serde_json::json!({ "url": url }))
-        .await;
-    browser
-        .wait_until_in(
-            tab,
-            "document.readyState === 'complete' && globalThis.__relive?.status === 'connected'",
-            PATIENCE,
-        )
-        .await;
-}
-
 #[tokio::test]
 async fn a_template_change_morphs_every_tab_and_leaves_other_pages_untouched() {
     if !common::file_server::FileServer::available() {
@@ -343,7 +330,7 @@ async fn a_template_change_morphs_every_tab_and_leaves_other_pages_untouched() {
     let mut tabs = Vec::new();
     for path in ["/one", "/one", "/two", "/plain"] {
         let tab = browser.open_tab(false).await;
-        open_in(&mut browser, &tab, &relive.url(path)).await;
+        browser.open_in(&tab, &relive.url(path)).await;
         browser
             .eval_in(&tab, &format!("window.marker = 1; {COUNT_MUTATIONS}"))
             .await;

@@ -141,6 +141,7 @@ pub async fn run(
             shutdown: shutdown.clone(),
             upstream: upstream.clone(),
             posted_errors: Default::default(),
+            sync: config.sync.into(),
         }),
         tag: tag.clone(),
         control_token: control_token.clone(),

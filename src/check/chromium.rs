@@ -144,13 +144,31 @@ impl Chromium {
     /// Opens another tab (`new_window`: in a window of its own) with the page and runtime
     /// events on; returns its target id and its session id (for [`Chromium::call_in`]).
     pub async fn open_tab(&mut self, new_window: bool) -> anyhow::Result<(String, String)> {
-        let target = self
-            .call_in(
-                None,
-                "Target.createTarget",
-                json!({"url": "about:blank", "newWindow": new_window}),
-            )
+        self.open_tab_in(None, new_window).await
+    }
+
+    /// A new browser context: its own cookies, storage and cache, as another device has.
+    pub async fn new_context(&mut self) -> anyhow::Result<String> {
+        let made = self
+            .call_in(None, "Target.createBrowserContext", json!({}))
             .await?;
+        Ok(made["browserContextId"]
+            .as_str()
+            .context("the browser named no context")?
+            .to_owned())
+    }
+
+    /// Like [`Chromium::open_tab`], in `context` (from [`Chromium::new_context`]) when given.
+    pub async fn open_tab_in(
+        &mut self,
+        context: Option<&str>,
+        new_window: bool,
+    ) -> anyhow::Result<(String, String)> {
+        let mut params = json!({"url": "about:blank", "newWindow": new_window});
+        if let Some(context) = context {
+            params["browserContextId"] = json!(context);
+        }
+        let target = self.call_in(None, "Target.createTarget", params).await?;
         let attached = self
             .call_in(
                 None,

@@ -82,6 +82,10 @@ pub struct Cli {
     #[arg(long)]
     pub no_morph: bool,
 
+    /// Mirror scrolling, clicks, typing and navigation between every tab showing the site.
+    #[arg(long)]
+    pub sync: bool,
+
     /// Run this shell command after each batch of changes; tabs reload when it succeeds and
     /// show its errors when it fails.
     #[arg(long, value_name = "CMD", env = "RELIVE_BUILD")]

@@ -98,6 +98,7 @@ pub struct WatchSection {
 #[serde(deny_unknown_fields)]
 pub struct ClientSection {
     pub heartbeat_secs: Option<u64>,
+    pub sync: Option<bool>,
     pub badge: Option<bool>,
     pub debug: Option<bool>,
 }
@@ -147,6 +148,8 @@ pub struct Config {
     pub heartbeat: Duration,
     /// Show the client's status badge.
     pub badge: bool,
+    /// Tabs mirror each other's scrolling, clicks, typing and navigation.
+    pub sync: bool,
     /// Log every message in the browser console.
     pub client_debug: bool,
     pub log_format: LogFormat,
@@ -323,6 +326,7 @@ pub fn resolve(cli: &Cli, cwd: &Path) -> Result<Config, ConfigError> {
         watch,
         heartbeat: Duration::from_secs(heartbeat_secs),
         badge: file.client.badge.unwrap_or(true),
+        sync: cli.sync || file.client.sync.unwrap_or(false),
         client_debug: file.client.debug.unwrap_or(false),
         log_format: cli.log_format.or(file.log.format).unwrap_or_default(),
         file: file_path,

@@ -23,6 +23,9 @@ pub enum Event {
         /// `preview_ready` still switches to the app.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         upstream: Option<UpstreamState>,
+        /// Whether tabs mirror each other (`--sync`).
+        #[serde(default)]
+        sync: bool,
     },
     /// Reload the page. `reason` is for people; `paths` are the files behind it, if any.
     Reload { reason: String, paths: Vec<String> },
@@ -33,6 +36,16 @@ pub enum Event {
     Css { paths: Vec<String> },
     /// Only images changed: refresh these where the page shows them, without a reload.
     Image { paths: Vec<String> },
+    /// What a person did in one tab, for every other tab to do too (`--sync`; relayed, never
+    /// kept). `device` is the sending tab's own random id, so it can ignore its own actions.
+    Sync {
+        device: String,
+        action: serde_json::Value,
+    },
+    /// Mirroring was turned on or off, or the number of mirrored devices changed (not kept).
+    SyncState { on: bool, devices: usize },
+    /// Go to this same-origin URL (the dashboard's "navigate all devices"; not kept).
+    Navigate { url: String },
     /// A line of output from the build command (not kept for replay).
     BuildProgress { line: String },
     /// The build command succeeded; the changes it built follow.
@@ -121,8 +134,27 @@ pub struct Envelope {
 pub enum ClientMessage {
     /// Answer to a `ping`, echoing its `sent`.
     Pong { sent: u64 },
-    /// Which page this connection belongs to (sent once after `hello`).
-    Page { url: String, user_agent: String },
+    /// Which page this connection belongs to (sent once after `hello`), and the tab's
+    /// viewport (`1280×800`).
+    Page {
+        url: String,
+        user_agent: String,
+        #[serde(default)]
+        viewport: Option<String>,
+    },
+    /// What a person did, to be mirrored by every other tab (see [`Event::Sync`]).
+    Sync {
+        device: String,
+        action: serde_json::Value,
+    },
+    /// Turn mirroring on or off for every tab (the badge's toggle, the dashboard).
+    SyncToggle { on: bool },
+    /// From the dashboard: `reload` every tab, or `navigate` every tab to `url`.
+    Command {
+        command: String,
+        #[serde(default)]
+        url: Option<String>,
+    },
     /// How a tab took a `morph`: `morphed` (with how many nodes changed and how long the fetch
     /// and morph took) or `reloaded` (with why it could not morph).
     Updated {

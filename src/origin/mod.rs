@@ -13,6 +13,7 @@ mod file_cache;
 pub mod pages;
 pub mod sse;
 pub mod static_files;
+mod sync;
 pub mod ws;
 
 use std::convert::Infallible;
@@ -39,7 +40,8 @@ use crate::hub::routes;
 /// The browser client, compiled into the binary.
 pub const CLIENT_JS: &str = concat!(
     include_str!("../../client/relive.js"),
-    include_str!("../../client/morph.js")
+    include_str!("../../client/morph.js"),
+    include_str!("../../client/sync.js")
 );
 /// The dashboard's script, compiled into the binary.
 pub const DASHBOARD_JS: &str = include_str!("../../client/dashboard.js");
@@ -184,6 +186,7 @@ impl Origin {
             "last_event_id": hub.last_id(),
             "uptime_ms": self.started.elapsed().as_millis() as u64,
             "counters": counters,
+            "sync": self.socket.sync.load(std::sync::atomic::Ordering::Relaxed),
             "events": events,
             "watching": self.watching,
             "file_cache": self.files.as_ref().map(|files| files.cache_figures()),

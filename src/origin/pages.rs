@@ -172,7 +172,7 @@ pub fn dashboard(token: &str) -> String {
         r#"<header><h1>relive</h1><span id="serving" class="muted"></span><span id="connection" class="state pending">connecting…</span></header>
 <main>
 <section id="upstream-section"><h2>Dev server</h2><div id="upstream" class="muted">none (static mode)</div><pre id="output" hidden></pre></section>
-<section><h2>Tabs</h2><table><thead><tr><th>page</th><th>browser</th><th>latency</th></tr></thead><tbody id="tabs"></tbody></table><p id="no-tabs" class="muted">no tabs connected</p></section>
+<section><h2>Devices</h2><div class="controls"><button id="sync" type="button" aria-pressed="false">sync off</button><button id="reload-all" type="button">Reload all</button><form id="navigate-all"><input id="navigate-url" name="url" value="/" aria-label="path to open on every device"><button type="submit">Open on all</button></form></div><table><thead><tr><th>page</th><th>browser</th><th>viewport</th><th>latency</th></tr></thead><tbody id="tabs"></tbody></table><p id="no-tabs" class="muted">no tabs connected</p></section>
 <section><h2>Counters</h2><div id="counters"></div></section>
 <section><h2>Recent events</h2><table><thead><tr><th>time</th><th>event</th><th>source</th></tr></thead><tbody id="events"></tbody></table></section>
 <section><h2>Watching</h2><div id="watching" class="muted">nothing</div></section>
@@ -196,6 +196,11 @@ const DASHBOARD_STYLE: &str = r#"  body { font: 14px/1.45 system-ui, sans-serif;
   pre { background: #f6f8fa; padding: .5rem; border-radius: 4px; white-space: pre-wrap; max-height: 16rem; overflow: auto; font-size: .8rem; margin: .4rem 0 0; }
   code { font-size: .85em; }
   .muted { color: #57606a; }
+  .controls { display: flex; gap: .4rem; flex-wrap: wrap; margin-bottom: .5rem; }
+  .controls form { display: flex; gap: .3rem; }
+  .controls input { width: 10rem; font: inherit; padding: .1rem .3rem; }
+  button { font: inherit; padding: .1rem .6rem; border: 1px solid #d0d7de; border-radius: 4px; background: #f6f8fa; cursor: pointer; }
+  #sync[aria-pressed="true"] { background: #0969da; border-color: #0969da; color: #fff; }
   .state { font-weight: 600; }
   .ready, .live { color: #1a7f37; } .down, .exited, .offline { color: #cf222e; } .pending, .starting { color: #9a6700; }
   #counters { display: grid; grid-template-columns: repeat(auto-fit, minmax(7rem, 1fr)); gap: .5rem; }

@@ -84,6 +84,14 @@ pub async fn report_error(
                 super::ws::tab_updated(&context.hub, updated);
                 Ok(())
             }
+            Ok(
+                message @ (ClientMessage::Sync { .. }
+                | ClientMessage::SyncToggle { .. }
+                | ClientMessage::Command { .. }),
+            ) => {
+                context.mirror().heard(message);
+                Ok(())
+            }
             Ok(error @ ClientMessage::Error { .. }) => {
                 context
                     .posted_errors

@@ -37,6 +37,8 @@ pub struct SocketContext {
     pub upstream: Option<Arc<crate::upstream::Upstream>>,
     /// Runtime errors posted by tabs on the event stream, which have no socket to send them on.
     pub posted_errors: std::sync::Mutex<ErrorReporter>,
+    /// Tabs mirror each other (`--sync`, the badge's switch, the dashboard).
+    pub sync: std::sync::atomic::AtomicBool,
 }
 
 /// Why an upgrade was refused.
@@ -176,6 +178,7 @@ pub fn catch_up(
             last_id,
             heartbeat_ms: context.heartbeat.as_millis() as u64,
             upstream: context.upstream.as_ref().map(|u| u.state()),
+            sync: context.sync.load(std::sync::atomic::Ordering::Relaxed),
         },
     ))];
     match &subscription.backlog {
@@ -340,6 +343,28 @@ where
         }
     }
     context.clients.disconnect(client);
+    context.mirror().announce();
+}
+
+impl SocketContext {
+    /// What mirroring between tabs needs: the hub, the switch, how many devices there are.
+    pub fn mirror(&self) -> super::sync::Mirror<'_> {
+        let devices = self
+            .clients
+            .list()
+            .iter()
+            .filter(|tab| {
+                tab.url
+                    .as_deref()
+                    .is_some_and(|url| !url.contains(routes::PREFIX))
+            })
+            .count();
+        super::sync::Mirror {
+            hub: &self.hub,
+            on: &self.sync,
+            devices,
+        }
+    }
 }
 
 /// What a connection knows of its tab.
@@ -413,12 +438,23 @@ impl Tab {
                         self.rtt_ms = Some(rtt);
                         clients.update(self.client, |info| info.rtt_ms = Some(rtt));
                     }
-                    Ok(ClientMessage::Page { url, user_agent }) => {
+                    Ok(ClientMessage::Page {
+                        url,
+                        user_agent,
+                        viewport,
+                    }) => {
                         clients.update(self.client, |info| {
                             info.url = Some(url.chars().take(2048).collect());
                             info.user_agent = Some(user_agent.chars().take(512).collect());
+                            info.viewport = viewport.map(|v| v.chars().take(32).collect());
                         });
+                        context.mirror().announce();
                     }
+                    Ok(
+                        message @ (ClientMessage::Sync { .. }
+                        | ClientMessage::SyncToggle { .. }
+                        | ClientMessage::Command { .. }),
+                    ) => context.mirror().heard(message),
                     Ok(error @ ClientMessage::Error { .. }) => self.errors.report(error),
                     Ok(updated @ ClientMessage::Updated { .. }) => {
                         tab_updated(&context.hub, updated)
@@ -447,6 +483,8 @@ impl Tab {
 pub struct ClientInfo {
     pub url: Option<String>,
     pub user_agent: Option<String>,
+    /// The tab's viewport, `1280×800`.
+    pub viewport: Option<String>,
     pub rtt_ms: Option<u64>,
     pub transport: &'static str,
 }

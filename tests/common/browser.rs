@@ -78,6 +78,63 @@ impl Browser {
         Tab { session }
     }
 
+    /// Opens a tab in a browser context of its own (cookies, storage: another device), with a
+    /// viewport of `width`×`height`; `mobile` emulates a phone (touch, mobile viewport).
+    pub async fn open_device(&mut self, width: u32, height: u32, mobile: bool) -> Tab {
+        let context = self
+            .chromium
+            .new_context()
+            .await
+            .unwrap_or_else(|error| panic!("a browser context opens: {error:#}"));
+        let (_, session) = self
+            .chromium
+            .open_tab_in(Some(&context), true)
+            .await
+            .unwrap_or_else(|error| panic!("a new tab opens: {error:#}"));
+        let tab = Tab { session };
+        self.call_in(
+            &tab,
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": width, "height": height, "deviceScaleFactor": if mobile { 3 } else { 1 }, "mobile": mobile}),
+        )
+        .await;
+        tab
+    }
+
+    /// Clicks the element `selector` names in `tab` as a person does (a trusted click at its
+    /// centre, scrolled into view first).
+    pub async fn click_in(&mut self, tab: &Tab, selector: &str) {
+        let at = self
+            .eval_in(
+                tab,
+                &format!(
+                    "(() => {{ const el = document.querySelector({selector:?}); el.scrollIntoView({{block: 'center'}});                      const r = el.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()"
+                ),
+            )
+            .await;
+        let (x, y) = (at[0].as_f64().expect("x"), at[1].as_f64().expect("y"));
+        for kind in ["mousePressed", "mouseReleased"] {
+            self.call_in(
+                tab,
+                "Input.dispatchMouseEvent",
+                json!({"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}),
+            )
+            .await;
+        }
+    }
+
+    /// Navigates `tab` to `url` and waits until relive's client there is connected.
+    pub async fn open_in(&mut self, tab: &Tab, url: &str) {
+        self.call_in(tab, "Page.navigate", json!({ "url": url }))
+            .await;
+        self.wait_until_in(
+            tab,
+            "document.readyState === 'complete' && globalThis.__relive?.status === 'connected'",
+            PATIENCE,
+        )
+        .await;
+    }
+
     /// Sends a DevTools command to `tab`.
     pub async fn call_in(&mut self, tab: &Tab, method: &str, params: Value) -> Value {
         match self
