@@ -11,7 +11,8 @@ fn site() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("index.html"),
-        "<!doctype html><html><head><title>Home</title></head><body>\
+        "<!doctype html><html><head><meta name=viewport content='width=device-width'>\
+         <title>Home</title></head><body>\
          <h1>Home</h1><a id=about href=/about.html>About</a>\
          <form><input id=name autocomplete=off><input id=secret type=password></form>\
          <div style='height: 6000px'>tall</div></body></html>",
@@ -19,7 +20,8 @@ fn site() -> tempfile::TempDir {
     .unwrap();
     std::fs::write(
         dir.path().join("about.html"),
-        "<!doctype html><html><head><title>About</title></head><body><h1>About</h1>\
+        "<!doctype html><html><head><meta name=viewport content='width=device-width'>\
+         <title>About</title></head><body><h1>About</h1>\
          <a href=/index.html>Home</a></body></html>",
     )
     .unwrap();
@@ -177,4 +179,56 @@ async fn without_sync_nothing_is_mirrored() {
         .await;
     assert_eq!(phone_state, serde_json::json!([0, "", false, 0]));
     assert_eq!(browser.eval_in(&desktop, "__relive.sync.sent").await, 0);
+}
+
+#[tokio::test]
+async fn the_dashboard_turns_sync_on_and_opens_a_page_on_every_device() {
+    let dir = site();
+    let Some(mut browser) = Browser::launch().await else {
+        return;
+    };
+    let relive = Relive::start(&["."], dir.path());
+    let (desktop, phone) = devices(&mut browser, &relive).await;
+    browser.navigate(&relive.url("/__relive/")).await;
+    browser
+        .wait_until(
+            "document.getElementById('tabs')?.textContent.includes('390×844') \
+             && document.getElementById('tabs').textContent.includes('1280×800')",
+        )
+        .await;
+    browser
+        .eval("document.getElementById('sync').click(); true")
+        .await;
+    for tab in [&desktop, &phone] {
+        browser
+            .wait_until_in(tab, "__relive.sync.on === true", PATIENCE)
+            .await;
+    }
+    browser
+        .wait_until("document.getElementById('sync').textContent === 'sync on · 2 devices'")
+        .await;
+    browser
+        .eval(
+            "document.getElementById('navigate-url').value = '/about.html'; \
+             document.querySelector('#navigate-all button').click(); true",
+        )
+        .await;
+    for tab in [&desktop, &phone] {
+        browser
+            .wait_until_in(
+                tab,
+                "location.pathname === '/about.html' && __relive.status === 'connected'",
+                PATIENCE,
+            )
+            .await;
+    }
+    // Off again, from the dashboard: the tabs stop mirroring.
+    browser
+        .eval("document.getElementById('sync').click(); true")
+        .await;
+    for tab in [&desktop, &phone] {
+        browser
+            .wait_until_in(tab, "__relive.sync.on === false", PATIENCE)
+            .await;
+    }
 }
