@@ -30,6 +30,14 @@ fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
 }
 
+/// Chromium showing [`PAGE`] as `/page.html` of relive serving a temp folder.
+async fn showing_page() -> Option<(Browser, Relive, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "page.html", PAGE);
+    let (browser, relive) = Browser::showing(dir.path(), "/page.html").await?;
+    Some((browser, relive, dir))
+}
+
 /// Waits until the page has taken `count` morphs in place.
 async fn wait_morphed(browser: &mut Browser, count: u32) {
     browser
@@ -39,9 +47,7 @@ async fn wait_morphed(browser: &mut Browser, count: u32) {
 
 #[tokio::test]
 async fn a_changed_paragraph_is_morphed_in_and_everything_else_stays() {
-    let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "page.html", PAGE);
-    let Some((mut browser, relive)) = Browser::showing(dir.path(), "/page.html").await else {
+    let Some((mut browser, relive, dir)) = showing_page().await else {
         return;
     };
     // What a person did: typed into a field and left the caret inside it, opened the
@@ -111,9 +117,7 @@ async fn a_changed_paragraph_is_morphed_in_and_everything_else_stays() {
 
 #[tokio::test]
 async fn an_element_with_an_id_is_moved_not_recreated() {
-    let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "page.html", PAGE);
-    let Some((mut browser, _relive)) = Browser::showing(dir.path(), "/page.html").await else {
+    let Some((mut browser, _relive, dir)) = showing_page().await else {
         return;
     };
     browser
@@ -151,9 +155,7 @@ async fn an_element_with_an_id_is_moved_not_recreated() {
 
 #[tokio::test]
 async fn a_new_script_reloads_and_the_terminal_says_why() {
-    let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "page.html", PAGE);
-    let Some((mut browser, relive)) = Browser::showing(dir.path(), "/page.html").await else {
+    let Some((mut browser, relive, dir)) = showing_page().await else {
         return;
     };
     browser.eval("window.marker = 1; true").await;

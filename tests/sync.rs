@@ -31,13 +31,18 @@ fn site() -> tempfile::TempDir {
 /// How far down the page is scrolled, as a fraction of how far it can be.
 const SCROLLED: &str = "scrollY / (document.documentElement.scrollHeight - innerHeight)";
 
-async fn devices(browser: &mut Browser, relive: &Relive) -> (Tab, Tab) {
+/// relive serving [`site`] with `args`, and two devices on its home page: a desktop-sized tab
+/// and a phone, each in a browser context of its own. `None` (skipped) without Chromium.
+async fn devices(args: &[&str]) -> Option<(Browser, Relive, Tab, Tab, tempfile::TempDir)> {
+    let dir = site();
+    let mut browser = Browser::launch().await?;
+    let relive = Relive::start(&[&["."], args].concat(), dir.path());
     let desktop = browser.open_device(1280, 800, false).await;
     let phone = browser.open_device(390, 844, true).await;
     for tab in [&desktop, &phone] {
         browser.open_in(tab, &relive.url("/index.html")).await;
     }
-    (desktop, phone)
+    Some((browser, relive, desktop, phone, dir))
 }
 
 async fn type_in(browser: &mut Browser, tab: &Tab, selector: &str, text: &str) {
@@ -54,12 +59,9 @@ async fn type_in(browser: &mut Browser, tab: &Tab, selector: &str, text: &str) {
 
 #[tokio::test]
 async fn a_desktop_and_a_phone_mirror_each_other() {
-    let dir = site();
-    let Some(mut browser) = Browser::launch().await else {
+    let Some((mut browser, _relive, desktop, phone, _dir)) = devices(&["--sync"]).await else {
         return;
     };
-    let relive = Relive::start(&[".", "--sync"], dir.path());
-    let (desktop, phone) = devices(&mut browser, &relive).await;
     for tab in [&desktop, &phone] {
         browser
             .wait_until_in(
@@ -149,12 +151,9 @@ async fn a_desktop_and_a_phone_mirror_each_other() {
 
 #[tokio::test]
 async fn without_sync_nothing_is_mirrored() {
-    let dir = site();
-    let Some(mut browser) = Browser::launch().await else {
+    let Some((mut browser, relive, desktop, phone, dir)) = devices(&[]).await else {
         return;
     };
-    let relive = Relive::start(&["."], dir.path());
-    let (desktop, phone) = devices(&mut browser, &relive).await;
     browser.eval_in(&desktop, "scrollTo(0, 1000); true").await;
     type_in(&mut browser, &desktop, "#name", "Ada").await;
     // Everything relayed before this message reaches the phone before it.
@@ -183,12 +182,9 @@ async fn without_sync_nothing_is_mirrored() {
 
 #[tokio::test]
 async fn the_dashboard_turns_sync_on_and_opens_a_page_on_every_device() {
-    let dir = site();
-    let Some(mut browser) = Browser::launch().await else {
+    let Some((mut browser, relive, desktop, phone, _dir)) = devices(&[]).await else {
         return;
     };
-    let relive = Relive::start(&["."], dir.path());
-    let (desktop, phone) = devices(&mut browser, &relive).await;
     browser.navigate(&relive.url("/__relive/")).await;
     browser
         .wait_until(
