@@ -45,6 +45,14 @@ async fn devices(args: &[&str]) -> Option<(Browser, Relive, Tab, Tab, tempfile::
     Some((browser, relive, desktop, phone, dir))
 }
 
+/// Waits until every tab shows `path`, connected.
+async fn both_on(browser: &mut Browser, tabs: [&Tab; 2], path: &str) {
+    let shown = format!("location.pathname === '{path}' && __relive.status === 'connected'");
+    for tab in tabs {
+        browser.wait_until_in(tab, &shown, PATIENCE).await;
+    }
+}
+
 async fn type_in(browser: &mut Browser, tab: &Tab, selector: &str, text: &str) {
     browser
         .eval_in(
@@ -126,25 +134,9 @@ async fn a_desktop_and_a_phone_mirror_each_other() {
 
     // A tap on a link on the phone takes both there; back on the desktop takes both back.
     browser.click_in(&phone, "#about").await;
-    for tab in [&desktop, &phone] {
-        browser
-            .wait_until_in(
-                tab,
-                "location.pathname === '/about.html' && __relive.status === 'connected'",
-                PATIENCE,
-            )
-            .await;
-    }
+    both_on(&mut browser, [&desktop, &phone], "/about.html").await;
     browser.eval_in(&desktop, "history.back(); true").await;
-    for tab in [&desktop, &phone] {
-        browser
-            .wait_until_in(
-                tab,
-                "location.pathname === '/index.html' && __relive.status === 'connected'",
-                PATIENCE,
-            )
-            .await;
-    }
+    both_on(&mut browser, [&desktop, &phone], "/index.html").await;
     // The phone went back in its own history too, rather than forward to a new entry.
     assert_eq!(browser.eval_in(&phone, "history.length").await, 3);
 }
@@ -209,15 +201,7 @@ async fn the_dashboard_turns_sync_on_and_opens_a_page_on_every_device() {
              document.querySelector('#navigate-all button').click(); true",
         )
         .await;
-    for tab in [&desktop, &phone] {
-        browser
-            .wait_until_in(
-                tab,
-                "location.pathname === '/about.html' && __relive.status === 'connected'",
-                PATIENCE,
-            )
-            .await;
-    }
+    both_on(&mut browser, [&desktop, &phone], "/about.html").await;
     // Off again, from the dashboard: the tabs stop mirroring.
     browser
         .eval("document.getElementById('sync').click(); true")
