@@ -652,3 +652,42 @@ async fn the_watcher_empties_the_cache_at_a_change() {
     assert_eq!(next_event(&mut socket).await["type"], "morph");
     assert_eq!(cache_figures(&relive).await["files"], 0);
 }
+
+#[tokio::test]
+async fn a_page_rewritten_once_still_names_the_newest_event() {
+    // The same file's page is rewritten once and then reused: it must still carry the newest
+    // event id as events are published, and its new bytes once it changes.
+    let dir = site();
+    let relive = start(dir.path());
+    let last_id = |page: &common::Response| -> String {
+        let text = page.text();
+        let at = text.find("data-last-id=\"").expect("a tag") + "data-last-id=\"".len();
+        text[at..at + text[at..].find('"').unwrap()].to_owned()
+    };
+    // Kept in memory, so the same bytes come back each time.
+    kept(&relive, &["/"]).await;
+    let first = get(relive.addr, "/", NAVIGATION).await;
+    let again = get(relive.addr, "/", NAVIGATION).await;
+    assert_eq!(first.body, again.body, "the same page, the same answer");
+    assert_eq!(last_id(&again), "0");
+    let (status, said) = common::run_to_exit_with(
+        &["notify", "message", "hello"],
+        dir.path(),
+        relive.runtime_dir.path(),
+    );
+    assert!(status.success(), "{said}");
+    let after = get(relive.addr, "/", NAVIGATION).await;
+    assert_eq!(last_id(&after), "1", "{}", after.text());
+    std::fs::write(
+        dir.path().join("index.html"),
+        "<!doctype html><html><head></head><body><h1>new</h1></body></html>",
+    )
+    .unwrap();
+    let changed = get(relive.addr, "/", NAVIGATION).await;
+    assert!(
+        changed.text().contains("<h1>new</h1>"),
+        "{}",
+        changed.text()
+    );
+    assert_eq!(changed.text().matches("data-relive").count(), 1);
+}

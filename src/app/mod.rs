@@ -169,6 +169,7 @@ pub async fn run(
         page_loads: page_loads.clone(),
         allowed_hosts: config.allowed_hosts.clone(),
         csp_reported: Default::default(),
+        rewritten: Default::default(),
         upstream_timeout: config.upstream_timeout,
         https: cert.is_some(),
         upstream_insecure: config.upstream_insecure,

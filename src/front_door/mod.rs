@@ -59,6 +59,8 @@ pub struct FrontDoor {
     pub allowed_hosts: Vec<String>,
     /// Whether a page's CSP blocking the client was reported (once is enough).
     pub csp_reported: std::sync::atomic::AtomicBool,
+    /// Small files' pages as rewritten, for the next navigation to the same page.
+    pub rewritten: rewrite::RewrittenPages,
     /// How long the upstream may stay silent during a request.
     pub upstream_timeout: std::time::Duration,
     /// The front door speaks HTTPS.
@@ -82,6 +84,8 @@ pub struct RequestCtx {
     /// Present while a page response is being rewritten. Behind a `Mutex` only because pingora
     /// needs the context to be `Sync`; it is reached through `get_mut`, which never locks.
     rewrite: Option<Mutex<PageRewrite>>,
+    /// A small file's page, rewritten whole (see `answer_file`).
+    rewritten: Option<Bytes>,
     /// Set for a page that a reload of relive's brought; ends the page's serve in `PageLoads`
     /// when the request is done, however it ends.
     page_serve: Option<PageServe>,
@@ -107,6 +111,7 @@ impl ProxyHttp for FrontDoor {
             to_origin: false,
             connect_failures: 0,
             rewrite: None,
+            rewritten: None,
             page_serve: None,
         }
     }
@@ -256,7 +261,7 @@ impl ProxyHttp for FrontDoor {
             rewrite_location(upstream, request, response, self.https)?;
             rules::revalidate_by_default(response)?;
         }
-        self.decide(request, response, ctx)
+        self.decide(request, response, ctx, None)
     }
 
     /// Rewrites each body chunk of a page; passes every other body untouched.
@@ -504,10 +509,9 @@ impl FrontDoor {
         }
         let request = session.req_header();
         let is_head = request.method == http::Method::HEAD;
-        self.decide(request, &mut head, ctx)?;
-        if let Some(rewrite) = ctx.rewrite.take() {
-            let mut rewrite = rewrite.into_inner().unwrap_or_else(PoisonError::into_inner);
-            body = rewrite.write(Some(body), true)?;
+        self.decide(request, &mut head, ctx, Some(&body))?;
+        if let Some(rewritten) = ctx.rewritten.take() {
+            body = rewritten;
             // The rewritten page is whole here: its exact length lets the head and the body
             // leave in one write, where chunks took several.
             head.remove_header(&header::TRANSFER_ENCODING);
@@ -529,12 +533,14 @@ impl FrontDoor {
 
     /// Takes the one decision for a response on its way to the browser (proxied, or a file
     /// answered here) and edits its head for it; a page to inject gets its rewrite started in
-    /// `ctx.rewrite`.
+    /// `ctx.rewrite`, or, when its `whole` body is known (a small file), rewritten at once into
+    /// `ctx.rewritten`.
     fn decide(
         &self,
         request: &RequestHeader,
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
+        whole: Option<&Bytes>,
     ) -> Result<()> {
         let decision = policy::for_response(
             &request.method,
@@ -559,7 +565,10 @@ impl FrontDoor {
             Decision::Inject(page) => {
                 self.report_csp(request, response);
                 let client_http11 = request.version == Version::HTTP_11;
-                self.start_rewrite(page, response, ctx, client_http11)
+                match whole {
+                    Some(body) => self.rewrite_whole(page, body, response, ctx, client_http11),
+                    None => self.start_rewrite(page, response, ctx, client_http11),
+                }
             }
         }
     }
@@ -578,6 +587,36 @@ impl FrontDoor {
         let tag = self.tag.at(self.hub.last_id());
         let rewrite = PageRewrite::start(page, &tag, response, client_http11)?;
         ctx.rewrite = Some(Mutex::new(rewrite));
+        self.begin_page_serve(ctx);
+        Ok(())
+    }
+
+    /// Rewrites a page whose whole body is here, or takes the same page as rewritten before
+    /// (same bytes, same tag).
+    fn rewrite_whole(
+        &self,
+        page: Page,
+        body: &Bytes,
+        response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+        client_http11: bool,
+    ) -> Result<()> {
+        let last_id = self.hub.last_id();
+        let out = match self.rewritten.get(body, last_id, &page) {
+            Some(out) => {
+                rewrite::edit_head(response, page.coding.is_some(), client_http11)?;
+                out
+            }
+            None => {
+                let tag = self.tag.at(last_id);
+                let mut rewrite = PageRewrite::start(page.clone(), &tag, response, client_http11)?;
+                let out = rewrite.write(Some(body.clone()), true)?;
+                self.rewritten
+                    .keep(body.clone(), last_id, page, out.clone());
+                out
+            }
+        };
+        ctx.rewritten = Some(out);
         self.begin_page_serve(ctx);
         Ok(())
     }

@@ -19,6 +19,82 @@ use crate::inject::policy::Page;
 use crate::inject::{ClientTag, Injector};
 use crate::triggers::PageLoads;
 
+/// Makes a response head true for a rewritten body: no length, no byte ranges or modification
+/// date, a weak entity tag, no content coding when relive decodes it, and chunked framing for an
+/// HTTP/1.1 browser.
+pub fn edit_head(response: &mut ResponseHeader, decoded: bool, client_http11: bool) -> Result<()> {
+    if decoded {
+        response.remove_header(&header::CONTENT_ENCODING);
+    }
+    response.remove_header(&header::CONTENT_LENGTH);
+    response.remove_header(&header::LAST_MODIFIED);
+    response.remove_header(&header::ACCEPT_RANGES);
+    if let Some(etag) = response.headers.get(header::ETAG).cloned()
+        && !etag.as_bytes().starts_with(b"W/")
+    {
+        let mut weak = b"W/".to_vec();
+        weak.extend_from_slice(etag.as_bytes());
+        response.insert_header(header::ETAG, weak)?;
+    }
+    if client_http11 {
+        // pingora copies the upstream's version (an HTTP/1.0 upstream would make this an
+        // HTTP/1.0 response) and ends an unframed body by closing: frame it ourselves.
+        response.set_version(Version::HTTP_11);
+        response.insert_header(header::TRANSFER_ENCODING, "chunked")?;
+    }
+    Ok(())
+}
+
+/// Small pages answered from files, as rewritten: the same bytes (the very same allocation,
+/// which an entry keeps alive, so its address cannot come to hold other bytes) with the same tag
+/// come out the same, and most navigations ask again for a page with no event in between.
+#[derive(Default)]
+pub struct RewrittenPages(std::sync::Mutex<std::collections::VecDeque<Rewritten>>);
+
+struct Rewritten {
+    source: Bytes,
+    last_id: u64,
+    page: Page,
+    out: Bytes,
+}
+
+/// How many rewritten pages are kept (the oldest goes first).
+const REWRITTEN_PAGES: usize = 32;
+
+impl RewrittenPages {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<Rewritten>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `source` rewritten with the tag as of `last_id`, for `page`, if it was kept.
+    pub fn get(&self, source: &Bytes, last_id: u64, page: &Page) -> Option<Bytes> {
+        self.lock()
+            .iter()
+            .find(|kept| {
+                kept.source.as_ptr() == source.as_ptr()
+                    && kept.source.len() == source.len()
+                    && kept.last_id == last_id
+                    && kept.page == *page
+            })
+            .map(|kept| kept.out.clone())
+    }
+
+    pub fn keep(&self, source: Bytes, last_id: u64, page: Page, out: Bytes) {
+        let mut kept = self.lock();
+        if kept.len() == REWRITTEN_PAGES {
+            kept.pop_front();
+        }
+        kept.push_back(Rewritten {
+            source,
+            last_id,
+            page,
+            out,
+        });
+    }
+}
+
 /// A page being rewritten as it streams.
 pub struct PageRewrite {
     decoder: Option<Decoder>,
@@ -40,25 +116,7 @@ impl PageRewrite {
             }
             None => None,
         };
-        if decoder.is_some() {
-            response.remove_header(&header::CONTENT_ENCODING);
-        }
-        response.remove_header(&header::CONTENT_LENGTH);
-        response.remove_header(&header::LAST_MODIFIED);
-        response.remove_header(&header::ACCEPT_RANGES);
-        if let Some(etag) = response.headers.get(header::ETAG).cloned()
-            && !etag.as_bytes().starts_with(b"W/")
-        {
-            let mut weak = b"W/".to_vec();
-            weak.extend_from_slice(etag.as_bytes());
-            response.insert_header(header::ETAG, weak)?;
-        }
-        if client_http11 {
-            // pingora copies the upstream's version (an HTTP/1.0 upstream would make this an
-            // HTTP/1.0 response) and ends an unframed body by closing: frame it ourselves.
-            response.set_version(Version::HTTP_11);
-            response.insert_header(header::TRANSFER_ENCODING, "chunked")?;
-        }
+        edit_head(response, decoder.is_some(), client_http11)?;
         Ok(PageRewrite {
             decoder,
             injector: Injector::new(tag, page.nonce, page.charset.as_deref()),
