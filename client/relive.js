@@ -788,6 +788,7 @@ function createBadge() {
   label.className = "label";
   const retryButton = document.createElement("button");
   retryButton.textContent = "Retry";
+  retryButton.className = "retry";
   retryButton.hidden = true;
   retryButton.addEventListener("click", () => state.retry());
   // Mirroring between devices, on or off for every tab.

@@ -191,7 +191,7 @@ async fn the_badge_shows_each_state_and_retries_on_request() {
         "live"
     );
     assert_eq!(
-        browser.badge("root.querySelector('button').hidden").await,
+        browser.badge("root.querySelector('.retry').hidden").await,
         true
     );
 
@@ -206,13 +206,13 @@ async fn the_badge_shows_each_state_and_retries_on_request() {
         )
         .await;
     assert_eq!(
-        browser.badge("root.querySelector('button').hidden").await,
+        browser.badge("root.querySelector('.retry').hidden").await,
         false
     );
 
     let _relive = Relive::start(&[".", "--port", &port, "--strict-port"], dir.path());
     browser.eval("window.marker = 1").await;
-    browser.badge("root.querySelector('button').click()").await;
+    browser.badge("root.querySelector('.retry').click()").await;
     // The restarted relive is a new session: the page reloads and is live again.
     browser.wait_reloaded().await;
 }
