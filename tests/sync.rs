@@ -101,6 +101,22 @@ async fn a_desktop_and_a_phone_mirror_each_other() {
             PATIENCE,
         )
         .await;
+    // A burst of scrolling, one position a frame: the phone ends where the desktop ended.
+    browser
+        .eval_in(
+            &desktop,
+            "(async () => { const max = document.documentElement.scrollHeight - innerHeight; \
+             for (const f of [0.1, 0.9, 0.2, 0.8, 0.4, 0.7, 0.3]) { scrollTo(0, f * max); \
+             await new Promise(requestAnimationFrame); } return true; })()",
+        )
+        .await;
+    browser
+        .wait_until_in(
+            &phone,
+            &format!("Math.abs({SCROLLED} - 0.3) < 0.02"),
+            PATIENCE,
+        )
+        .await;
 
     // Typing fills the other device's field; a password never leaves the tab.
     type_in(&mut browser, &desktop, "#secret", "hunter2").await;

@@ -62,6 +62,14 @@ impl Mirror<'_> {
         }
     }
 
+    /// Tells every tab how many devices take part, when they are mirrored (a device came or
+    /// went); while mirroring is off nobody shows the number.
+    pub fn devices_changed(&self) {
+        if self.on.load(Ordering::Relaxed) {
+            self.announce();
+        }
+    }
+
     /// Tells every tab whether mirroring is on and how many devices take part.
     pub fn announce(&self) {
         self.hub.broadcast(Event::SyncState {

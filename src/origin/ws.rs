@@ -343,7 +343,7 @@ where
         }
     }
     context.clients.disconnect(client);
-    context.mirror().announce();
+    context.mirror().devices_changed();
 }
 
 impl SocketContext {
@@ -448,7 +448,7 @@ impl Tab {
                             info.user_agent = Some(user_agent.chars().take(512).collect());
                             info.viewport = viewport.map(|v| v.chars().take(32).collect());
                         });
-                        context.mirror().announce();
+                        context.mirror().devices_changed();
                     }
                     Ok(
                         message @ (ClientMessage::Sync { .. }
